@@ -1,0 +1,188 @@
+"""Saving and loading training state, safely.
+
+A checkpoint holds the model's weights and what is needed to go on training exactly where it
+stopped: optimiser and scheduler state, the History, the random number generators, and the
+model's architecture record. Files are read with ``torch.load(weights_only=True)``: tensors and
+plain data only, so a file carrying pickled code is refused instead of executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from course_utils.training import History
+
+CHECKPOINT_FORMAT = "course_utils.checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, damaged, unsafe, or does not fit the model."""
+
+
+@dataclass
+class Checkpoint:
+    """What ``load_checkpoint`` found besides the weights it loaded."""
+
+    path: Path
+    epoch: int | None
+    arch: dict | None
+    history: History | None
+    meta: dict = field(default_factory=dict)
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    history: History | None = None,
+    **meta,
+) -> Path:
+    """Write a checkpoint atomically: to a temporary file first, then renamed over ``path``.
+
+    An interrupted save (Ctrl-C, full disk, power cut) therefore never damages the previous
+    file. ``meta`` keywords (e.g. ``epoch=3``) must be plain data: numbers, strings, lists, dicts.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": CHECKPOINT_FORMAT,
+        "model_state": _unwrap(model).state_dict(),
+        "arch": getattr(_unwrap(model), "arch", None),
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+        "history": history.to_dict() if history is not None else None,
+        "rng": _rng_states(),
+        "meta": meta,
+    }
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    *,
+    restore_rng: bool = True,
+    map_location: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Load a checkpoint (or a bare ``state_dict`` file) into ``model``, strictly.
+
+    Every key must match in name and shape, otherwise ``CheckpointError`` lists the missing,
+    unexpected and wrong-shape keys and nothing is loaded. A ``module.`` prefix left by
+    DataParallel / DistributedDataParallel is removed. Optimiser, scheduler and random number
+    generator states are restored when given / available, so training can resume exactly.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; check the path or train and save first")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refusing to load {path}: it contains Python objects other than tensors and plain data, "
+            f"which could run code when unpickled. Only if you trust its author, load it yourself with "
+            f"torch.load(..., weights_only=False) and pass its state_dict to model.load_state_dict.\n"
+            f"Details: {_unpickler_reason(error)}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or damaged?): {error}") from None
+
+    is_ours = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+    weights = state["model_state"] if is_ours else state
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{path} holds neither a course checkpoint nor a state_dict of tensors")
+    weights = {_strip_module_prefix(key): value for key, value in weights.items()}
+    load_state_dict_strict(_unwrap(model), weights, source=str(path))
+
+    if not is_ours:
+        return Checkpoint(path=path, epoch=None, arch=None, history=None)
+    if optimizer is not None and state["optimizer_state"] is not None:
+        optimizer.load_state_dict(state["optimizer_state"])
+    if scheduler is not None and state["scheduler_state"] is not None:
+        scheduler.load_state_dict(state["scheduler_state"])
+    if restore_rng:
+        _set_rng_states(state["rng"])
+    history = History.from_dict(state["history"]) if state["history"] is not None else None
+    meta = dict(state["meta"])
+    return Checkpoint(path=path, epoch=meta.get("epoch"), arch=state["arch"], history=history, meta=meta)
+
+
+def load_state_dict_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str = "state_dict") -> None:
+    """``model.load_state_dict(weights)`` that first checks every key and shape, and says what differs."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in weights]
+    unexpected = [key for key in weights if key not in expected]
+    wrong_shape = [f"{key}: file {tuple(weights[key].shape)} vs model {tuple(expected[key].shape)}"
+                   for key in expected if key in weights and weights[key].shape != expected[key].shape]
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(
+            f"{source} does not fit this model (was it saved from a different architecture or width?)\n"
+            + _key_list("missing keys (in the model, not in the file)", missing)
+            + _key_list("unexpected keys (in the file, not in the model)", unexpected)
+            + _key_list("wrong shapes", wrong_shape)
+        )
+    model.load_state_dict(weights, strict=True)
+
+
+def _unpickler_reason(error: Exception) -> str:
+    # torch's message is long; the line naming the refused object is the useful one.
+    lines = str(error).splitlines()
+    return next((line.strip() for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
+
+
+def _key_list(title: str, keys: list[str], shown: int = 8) -> str:
+    if not keys:
+        return ""
+    more = f" ... and {len(keys) - shown} more" if len(keys) > shown else ""
+    return f"  {len(keys)} {title}: {', '.join(keys[:shown])}{more}\n"
+
+
+def _strip_module_prefix(key: str) -> str:
+    return key[len("module."):] if key.startswith("module.") else key
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # DataParallel and DistributedDataParallel keep the real model in .module.
+    return model.module if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else model
+
+
+def _rng_states() -> dict:
+    # NumPy's state is converted to plain lists so that weights_only loading accepts it.
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [name, keys.tolist(), position, has_gauss, cached_gaussian],
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, keys, position, has_gauss, cached_gaussian = states["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))

@@ -1,0 +1,394 @@
+"""CIFAR-10: loading, class-balanced subsets, the two augmentation pipelines, image folders.
+
+* ``load_cifar10()``       the whole data set as uint8 tensors (from disk, or downloaded once).
+* ``subset()``             a class-balanced, seeded sample for the quick and smoke modes.
+* ``TensorLoader``         the course's default loader: the data set stays on the training device,
+                           every batch is cropped and flipped there in a few tensor operations.
+* ``article_loader()``     the blog article's per-image PIL pipeline, kept to compare against.
+* ``image_folder_dataset`` a folder tree ``<class name>/<image>`` for testing on your own images.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+# Per-channel mean and standard deviation of the official training set, in [0, 1] units.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+NPZ_NAME = "cifar10.npz"
+BATCHES_DIR = "cifar-10-batches-py"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """CIFAR-10 is not on disk and could not be downloaded."""
+
+
+class DatasetFormatError(ValueError):
+    """A data file exists but cannot be read as CIFAR-10 (truncated, wrong arrays, ...)."""
+
+
+@dataclass
+class Cifar10:
+    """CIFAR-10 as tensors. Images: uint8, (N, 3, 32, 32), RGB. Labels: int64, (N,), 0-9."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple[str, ...] = CIFAR10_CLASSES
+
+    def subset(self, train_size: int | None, test_size: int | None = None, seed: int = 0) -> "Cifar10":
+        """A class-balanced sample of each split (``None`` keeps a split whole)."""
+        train = (self.train_images, self.train_labels)
+        test = (self.test_images, self.test_labels)
+        if train_size is not None:
+            train = subset(*train, train_size, seed=seed)
+        if test_size is not None:
+            test = subset(*test, test_size, seed=seed)
+        return Cifar10(*train, *test, classes=self.classes)
+
+    def __repr__(self) -> str:
+        return (f"Cifar10(train={tuple(self.train_images.shape)}, test={tuple(self.test_images.shape)}, "
+                f"classes={len(self.classes)})")
+
+
+def data_dir(root: str | os.PathLike | None = None) -> Path:
+    """Where data lives: ``root`` if given, else ``$COURSE_DATA_DIR``, else the repository's ``data/``."""
+    if root is not None:
+        return Path(root)
+    if os.environ.get("COURSE_DATA_DIR"):
+        return Path(os.environ["COURSE_DATA_DIR"])
+    return REPO_DATA_DIR
+
+
+def load_cifar10(root: str | os.PathLike | None = None, download: bool = True) -> Cifar10:
+    """Load all 60,000 CIFAR-10 images.
+
+    Looks in ``data_dir(root)`` for, in order: ``cifar10.npz`` (arrays x_train, y_train, x_test,
+    y_test as in the course's offline copy), torchvision's ``cifar-10-batches-py/`` folder, and
+    finally downloads that folder with ``torchvision.datasets.CIFAR10`` (170 MB, checksum-verified).
+    """
+    root = data_dir(root)
+    npz_path = root / NPZ_NAME
+    if npz_path.exists():
+        return _load_npz(npz_path)
+    if (root / BATCHES_DIR).is_dir():
+        return _load_torchvision(root, download=False)
+    if download:
+        return _load_torchvision(root, download=True)
+    raise DatasetNotFoundError(_missing_message(root, "download=False was given"))
+
+
+def _load_npz(path: Path) -> Cifar10:
+    try:
+        with np.load(path) as arrays:
+            x_train, y_train = arrays["x_train"], arrays["y_train"]
+            x_test, y_test = arrays["x_test"], arrays["y_test"]
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as error:
+        raise DatasetFormatError(
+            f"{path} is not a readable CIFAR-10 npz ({type(error).__name__}: {error}). It may be truncated: "
+            f"move it aside and copy it again, or delete it to download the data set instead."
+        ) from None
+    for name, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if images.ndim != 4 or images.shape[1:] != (32, 32, 3) or images.dtype != np.uint8:
+            raise DatasetFormatError(
+                f"{path}: x_{name} should be uint8 images of shape (N, 32, 32, 3), "
+                f"got {images.dtype} {images.shape}")
+        if labels.shape != (len(images),):
+            raise DatasetFormatError(f"{path}: y_{name} has shape {labels.shape}, expected ({len(images)},)")
+    return Cifar10(
+        train_images=_hwc_to_chw(x_train),
+        train_labels=torch.from_numpy(y_train.astype(np.int64)),
+        test_images=_hwc_to_chw(x_test),
+        test_labels=torch.from_numpy(y_test.astype(np.int64)),
+    )
+
+
+def _load_torchvision(root: Path, download: bool) -> Cifar10:
+    import torchvision
+
+    try:
+        train = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
+        test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
+    except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad checksum a RuntimeError
+        reason = f"{type(error).__name__}: {error}"
+        raise DatasetNotFoundError(_missing_message(root, reason)) from None
+    return Cifar10(
+        train_images=_hwc_to_chw(train.data),
+        train_labels=torch.tensor(train.targets, dtype=torch.int64),
+        test_images=_hwc_to_chw(test.data),
+        test_labels=torch.tensor(test.targets, dtype=torch.int64),
+    )
+
+
+def _missing_message(root: Path, reason: str) -> str:
+    return (
+        f"CIFAR-10 was not found in {root} and could not be downloaded ({reason}).\n"
+        f"Do one of these, then run again:\n"
+        f"  * with a network: call load_cifar10(download=True) (torchvision fetches {CIFAR10_URL});\n"
+        f"  * offline: download that file elsewhere and unpack it so that {root / BATCHES_DIR}/data_batch_1 exists;\n"
+        f"  * or copy the course's {NPZ_NAME} to {root / NPZ_NAME};\n"
+        f"  * or point COURSE_DATA_DIR (or the root argument) at a folder holding either."
+    )
+
+
+def _hwc_to_chw(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def subset(images: torch.Tensor, labels: torch.Tensor, size: int, *, seed: int = 0,
+           num_classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """A class-balanced random sample of ``size`` images, in shuffled order.
+
+    Each class gets ``size // num_classes`` images; the remainder goes one each to the first
+    classes. The same ``seed`` always gives the same sample.
+    """
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for cls in range(num_classes):
+        wanted = size // num_classes + (1 if cls < size % num_classes else 0)
+        members = torch.nonzero(labels == cls).flatten()
+        if wanted > len(members):
+            raise ValueError(f"size={size} needs {wanted} images of class {cls}, but there are only "
+                             f"{len(members)}; ask for at most {num_classes * len(members)}")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:wanted]])
+    index = torch.cat(chosen)
+    # Shuffle across classes: the test split is stored class by class.
+    index = index[torch.randperm(len(index), generator=generator)]
+    return images[index], labels[index]
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32, scaled to [0, 1] then standardised with CIFAR-10's mean/std."""
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255 - mean) / std
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Undo ``normalize``: back to floats in [0, 1], for showing images."""
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=images.device).view(1, 3, 1, 1)
+    return (images * std + mean).clamp(0, 1)
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """The standard CIFAR augmentation on a whole batch at once.
+
+    Same distribution as torchvision's ``RandomCrop(32, padding=4)`` + ``RandomHorizontalFlip()``:
+    zero-pad 4 pixels on each side, cut a 32x32 window at a uniformly random offset (0..8 in
+    each direction), and mirror half of the images. ``generator`` is a CPU generator.
+    """
+    n, _, height, width = images.shape
+    padded = F.pad(images, (padding, padding, padding, padding))
+    offset_y = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    offset_x = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
+
+    rows = offset_y[:, None] + torch.arange(height, device=images.device)  # (n, height)
+    cols = offset_x[:, None] + torch.arange(width, device=images.device)  # (n, width)
+    # A flipped image reads its columns right to left.
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch_index = torch.arange(n, device=images.device)[:, None, None, None]
+    channel_index = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+class TensorLoader:
+    """Batches of ``(images, labels)`` made from tensors already in memory (the course's default).
+
+    The uint8 data set is moved to ``device`` once; every batch is then indexed, augmented
+    (random crop with 4-pixel padding + horizontal flip) and normalised there as whole-batch tensor
+    operations: no per-image Python, no worker processes. Images come out float32, normalised,
+    shape (batch, 3, 32, 32); labels int64.
+
+    Randomness depends only on ``seed`` and the epoch number, so a run can be repeated or
+    resumed exactly: ``fit`` calls ``set_epoch(epoch)`` before each epoch (otherwise each new
+    iteration counts as the next epoch).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, augment: bool = True,
+                 shuffle: bool = True, device: torch.device | str | None = None, seed: int = 0,
+                 drop_last: bool = False) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be a uint8 tensor (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.device = torch.device(device) if device is not None else images.device
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size = batch_size
+        self.augment = augment
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration use the shuffling and augmentation of ``epoch``."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return len(self.images) // self.batch_size
+        return -(-len(self.images) // self.batch_size)  # ceiling division
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+        if self.shuffle:
+            order = torch.randperm(len(self.images), generator=generator).to(self.device)
+        else:
+            order = torch.arange(len(self.images), device=self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start:start + self.batch_size]
+            images = self.images[index]
+            if self.augment:
+                images = random_crop_flip(images, generator)
+            yield normalize(images), self.labels[index]
+
+
+def article_transform():
+    """The blog article's training transforms, unchanged (for comparison; not the course's default).
+
+    Resize 32 -> 256, random flip, random 64x64 crop (a quarter of the upscaled image, so most
+    of the object can be cut away), strong colour jitter, normalise to [-1, 1].
+    """
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.Resize(256),
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomCrop(64),
+        transforms.ColorJitter(brightness=0.5, contrast=0.5, hue=0.3),
+        transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ])
+
+
+class TransformedImages(torch.utils.data.Dataset):
+    """uint8 image tensors seen through a torchvision transform, one PIL image at a time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms.functional import to_pil_image
+
+        return self.transform(to_pil_image(self.images[index])), int(self.labels[index])
+
+
+def article_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8, num_workers: int = 2,
+                   shuffle: bool = True, seed: int = 0) -> torch.utils.data.DataLoader:
+    """The article's input pipeline: ``article_transform()`` per image, in a ``DataLoader``.
+
+    Batches are (batch, 3, 64, 64) floats in [-1, 1]. Incomplete last batches are dropped, as
+    in the article.
+    """
+    return torch.utils.data.DataLoader(
+        TransformedImages(images, labels, article_transform()),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        drop_last=True,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=num_workers > 0,
+    )
+
+
+@dataclass
+class ImageFolderData:
+    """Images read from a folder tree: uint8 (N, 3, size, size), int64 labels, and their paths."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    paths: list[Path]
+    classes: tuple[str, ...]
+
+
+def image_folder_dataset(path: str | os.PathLike, image_size: int = 32,
+                         classes: Sequence[str] = CIFAR10_CLASSES) -> ImageFolderData:
+    """Read ``path/<class name>/<image file>`` for evaluation.
+
+    Folder names are matched to ``classes`` by name (so ``cat/`` is label 3 whatever other
+    folders exist). Grey, RGBA and palette images become RGB; every image is resized to
+    ``image_size`` x ``image_size``. Feed the result to ``TensorLoader(..., augment=False, shuffle=False)``.
+    """
+    from PIL import Image
+
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; expected {root}/<class name>/<image files>")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ValueError(f"{root} has no class folders; expected {root}/<class name>/<image files> "
+                         f"with class names from: {', '.join(classes)}")
+    unknown = [f.name for f in folders if f.name not in classes]
+    if unknown:
+        raise ValueError(f"{root}: folder(s) {', '.join(unknown)} are not class names; "
+                         f"valid names: {', '.join(classes)}")
+
+    images, labels, paths = [], [], []
+    for folder in folders:
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    # convert("RGB") handles grey ("L"), RGBA and palette ("P") images alike.
+                    image = image.convert("RGB")
+                    if image.size != (image_size, image_size):
+                        image = image.resize((image_size, image_size), Image.BILINEAR)
+                    array = np.asarray(image, dtype=np.uint8)
+            except OSError as error:
+                raise ValueError(f"{file} could not be read as an image ({error}); remove or replace it") from None
+            images.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
+            labels.append(classes.index(folder.name))
+            paths.append(file)
+    if not images:
+        raise ValueError(f"{root} has class folders but no images ({', '.join(IMAGE_SUFFIXES)}) in them")
+    return ImageFolderData(torch.stack(images), torch.tensor(labels, dtype=torch.int64), paths, tuple(classes))
+
+
+def export_image_folder(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike,
+                        classes: Sequence[str] = CIFAR10_CLASSES) -> list[Path]:
+    """Write uint8 (N, 3, H, W) images as PNGs into ``path/<class name>/NNNNN.png``.
+
+    Refuses to overwrite: if any target file exists, nothing is written.
+    """
+    from PIL import Image
+
+    root = Path(path)
+    targets = [root / classes[int(label)] / f"{index:05d}.png" for index, label in enumerate(labels)]
+    existing = [t for t in targets if t.exists()]
+    if existing:
+        raise FileExistsError(f"{len(existing)} file(s) already exist, e.g. {existing[0]}; "
+                              f"choose an empty folder or remove {root} first")
+    for image, target in zip(images, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).save(target)
+    return targets

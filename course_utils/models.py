@@ -1,0 +1,347 @@
+"""The ResNet family, written the way He et al. (2016) draw it.
+
+"Deep Residual Learning for Image Recognition", CVPR 2016 (arXiv:1512.03385).
+
+* ``BasicBlock``   two 3x3 convolutions (Fig. 2 of the paper), used by ResNet18/34 and the CIFAR nets.
+* ``Bottleneck``   1x1 -> 3x3 -> 1x1 (Fig. 5, right), used by ResNet-50.
+* ``ResNet``       a stem, stages of blocks, global average pooling and a linear classifier.
+* factories        ``resnet18/34/50``, ``cifar_resnet(depth)`` (the paper's 6n+2 family, Section 4.2)
+                   and ``plain_net(depth)`` (the same layers with the shortcuts removed).
+
+Attribute names follow torchvision's ``models/resnet.py`` (``conv1``, ``bn1``, ``layer1``...,
+``downsample``, ``fc``), so a torchvision state_dict loads into these models unchanged and back.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SHORTCUT_OPTIONS = ("A", "B")
+STEMS = ("imagenet", "cifar")
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding 1; no bias because a BatchNorm follows."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution; no bias because a BatchNorm follows."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A of the paper: a shortcut with no parameters for a block that changes shape.
+
+    It keeps every ``stride``-th pixel (halving height and width for stride 2) and appends
+    zero-filled channels, so ``x`` can be added to a branch with more channels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.extra_channels = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        # F.pad pads the last dimensions first: (width), (height), (channels).
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+
+def make_shortcut(in_channels: int, out_channels: int, stride: int, option: str) -> nn.Module | None:
+    """The skip path of a block: ``None`` (identity) when shapes match, else option A or B."""
+    _check_shortcut(option)
+    if stride == 1 and in_channels == out_channels:
+        return None
+    if option == "A":
+        return ZeroPadShortcut(in_channels, out_channels, stride)
+    # Option B: a learned projection, as torchvision does it.
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU (Fig. 2 of the paper).
+
+    Input (N, in_channels, H, W) -> output (N, out_channels, H / stride, W / stride).
+    ``residual=False`` gives the plain block: the same layers without the addition.
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_shortcut(shortcut)
+        self.residual = residual
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut) if residual else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+
+        out = self.conv2(out)
+        out = self.bn2(out)
+
+        if self.residual:
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            out = out + identity
+        # ReLU after the addition, so the identity path is not clipped inside the block.
+        out = self.relu(out)
+        return out
+
+
+class Bottleneck(nn.Module):
+    """conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1-BN, plus the shortcut, then ReLU (Fig. 5, right).
+
+    ``channels`` is the width of the 3x3 convolution; the block outputs ``channels * 4``.
+    The stride sits on the 3x3 convolution, as in torchvision ("ResNet v1.5").
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        channels: int,
+        stride: int = 1,
+        shortcut: str = "B",
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        _check_shortcut(shortcut)
+        out_channels = channels * self.expansion
+        self.residual = residual
+        self.conv1 = conv1x1(in_channels, channels)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = conv3x3(channels, channels, stride)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = conv1x1(channels, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = make_shortcut(in_channels, out_channels, stride, shortcut) if residual else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x
+
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+
+        out = self.conv2(out)
+        out = self.bn2(out)
+        out = self.relu(out)
+
+        out = self.conv3(out)
+        out = self.bn3(out)
+
+        if self.residual:
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            out = out + identity
+        out = self.relu(out)
+        return out
+
+
+Block = Callable[..., nn.Module]
+
+
+class ResNet(nn.Module):
+    """Stem -> stages of blocks -> global average pool -> linear classifier.
+
+    Args:
+        block: ``BasicBlock`` or ``Bottleneck``.
+        blocks_per_stage: e.g. ``[2, 2, 2, 2]`` for ResNet18, ``[3, 3, 3]`` for ResNet-20.
+        num_classes: size of the output (10 for CIFAR-10).
+        stem: ``"imagenet"`` = 7x7 stride-2 conv + 3x3 stride-2 max-pool (a 224x224 image
+            becomes 56x56); ``"cifar"`` = one 3x3 stride-1 conv and no pool, which keeps the
+            32x32 resolution of CIFAR images.
+        width: channels of the first stage; each later stage doubles it (64 -> 64/128/256/512).
+        shortcut: ``"B"`` projection (1x1 conv + BN) or ``"A"`` zero-padding where shapes change.
+        residual: ``False`` removes every shortcut (the paper's "plain" networks).
+        zero_init_residual: start the last BN of each residual branch at zero, so each block
+            begins as the identity (Goyal et al. 2017, "Accurate, Large Minibatch SGD").
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        blocks_per_stage: Sequence[int],
+        num_classes: int = 10,
+        stem: str = "imagenet",
+        width: int = 64,
+        shortcut: str = "B",
+        residual: bool = True,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        _check_shortcut(shortcut)
+        _check_positive_int("width", width)
+        _check_positive_int("num_classes", num_classes)
+        if not blocks_per_stage or any(not isinstance(n, int) or n < 1 for n in blocks_per_stage):
+            raise ValueError(f"blocks_per_stage must be a list of positive ints, got {blocks_per_stage!r}")
+
+        self.in_channels = width
+        if stem == "imagenet":
+            self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        else:
+            self.conv1 = conv3x3(3, width)
+            self.maxpool = nn.Identity()
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+
+        # Stages are named layer1, layer2, ... as in torchvision, so state_dict keys match.
+        self.num_stages = len(blocks_per_stage)
+        for index, num_blocks in enumerate(blocks_per_stage):
+            stride = 1 if index == 0 else 2  # every stage after the first halves H and W
+            channels = width * 2**index
+            stage = self._make_stage(block, channels, num_blocks, stride, shortcut, residual)
+            self.add_module(f"layer{index + 1}", stage)
+
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(self.in_channels, num_classes)
+
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, Bottleneck):
+                    nn.init.zeros_(module.bn3.weight)
+                elif isinstance(module, BasicBlock):
+                    nn.init.zeros_(module.bn2.weight)
+
+    def _make_stage(
+        self, block: Block, channels: int, num_blocks: int, stride: int, shortcut: str, residual: bool
+    ) -> nn.Sequential:
+        # Only the first block of a stage changes the shape (the "channel-doubling" block).
+        layers = [block(self.in_channels, channels, stride, shortcut=shortcut, residual=residual)]
+        self.in_channels = channels * block.expansion
+        for _ in range(1, num_blocks):
+            layers.append(block(self.in_channels, channels, shortcut=shortcut, residual=residual))
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.maxpool(x)
+
+        for stage in self.stages():
+            x = stage(x)
+
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        x = self.fc(x)
+        return x
+
+    def stages(self) -> list[nn.Sequential]:
+        """The stages in order: ``[self.layer1, self.layer2, ...]``."""
+        return [getattr(self, f"layer{index}") for index in range(1, self.num_stages + 1)]
+
+
+def resnet18(num_classes: int = 10, stem: str = "cifar", width: int = 64, **kwargs) -> ResNet:
+    """ResNet18: BasicBlocks [2, 2, 2, 2] (11,689,512 parameters with 1000 classes, ImageNet stem)."""
+    return _named("resnet18", ResNet(BasicBlock, [2, 2, 2, 2], num_classes, stem, width, **kwargs),
+                  num_classes=num_classes, stem=stem, width=width, **kwargs)
+
+
+def resnet34(num_classes: int = 10, stem: str = "cifar", width: int = 64, **kwargs) -> ResNet:
+    """ResNet34: BasicBlocks [3, 4, 6, 3] (21,797,672 parameters with 1000 classes, ImageNet stem)."""
+    return _named("resnet34", ResNet(BasicBlock, [3, 4, 6, 3], num_classes, stem, width, **kwargs),
+                  num_classes=num_classes, stem=stem, width=width, **kwargs)
+
+
+def resnet50(num_classes: int = 10, stem: str = "cifar", width: int = 64, **kwargs) -> ResNet:
+    """ResNet-50: Bottlenecks [3, 4, 6, 3] (25,557,032 parameters with 1000 classes, ImageNet stem)."""
+    return _named("resnet50", ResNet(Bottleneck, [3, 4, 6, 3], num_classes, stem, width, **kwargs),
+                  num_classes=num_classes, stem=stem, width=width, **kwargs)
+
+
+def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "A", **kwargs) -> ResNet:
+    """The paper's CIFAR-10 ResNets (Section 4.2): depth = 6n + 2 (20, 32, 44, 56, 110).
+
+    A 3x3 stem with 16 channels, three stages of n BasicBlocks with 16/32/64 channels on
+    32x32/16x16/8x8 maps, global average pooling, a 10-way linear layer. Option-A shortcuts.
+    """
+    n = _blocks_per_stage(depth)
+    model = ResNet(BasicBlock, [n, n, n], num_classes, stem="cifar", width=16, shortcut=shortcut, **kwargs)
+    return _named("cifar_resnet", model, depth=depth, num_classes=num_classes, shortcut=shortcut, **kwargs)
+
+
+def plain_net(depth: int, num_classes: int = 10, **kwargs) -> ResNet:
+    """``cifar_resnet(depth)`` without shortcuts: the paper's plain baseline (same parameter count)."""
+    n = _blocks_per_stage(depth)
+    model = ResNet(BasicBlock, [n, n, n], num_classes, stem="cifar", width=16, residual=False, **kwargs)
+    return _named("plain_net", model, depth=depth, num_classes=num_classes, **kwargs)
+
+
+ARCHITECTURES: dict[str, Callable[..., ResNet]] = {
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "cifar_resnet": cifar_resnet,
+    "plain_net": plain_net,
+}
+
+
+def build_model(name: str, **config) -> ResNet:
+    """Rebuild a model from the ``model.arch`` record a factory leaves (used by checkpoints)."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[name](**config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters (each shared tensor counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _named(name: str, model: ResNet, **config) -> ResNet:
+    # A plain dict on the model: checkpoints store it so a file says what it contains.
+    model.arch = {"name": name, **config}
+    return model
+
+
+def _blocks_per_stage(depth: int) -> int:
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
+        raise ValueError(
+            f"depth must be 6n + 2 for a whole n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), got {depth!r}"
+        )
+    return (depth - 2) // 6
+
+
+def _check_shortcut(option: str) -> None:
+    if option not in SHORTCUT_OPTIONS:
+        raise ValueError(
+            f"shortcut must be 'A' (zero-padding, no parameters) or 'B' (1x1 conv + BN), got {option!r}"
+        )
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")

@@ -1,0 +1,130 @@
+"""Run modes and the one table of per-experiment settings.
+
+``COURSE_MODE`` chooses how big every experiment is:
+
+* ``smoke``: proves the code runs (tests, CI); each notebook well under a minute on 2 CPU cores.
+* ``quick``: a laptop CPU; each notebook within about 5 minutes on 2 cores, on a CIFAR-10 subset
+  with narrower models, still big enough to show the effect being taught.
+* ``full``: a CUDA GPU; the real experiment on all of CIFAR-10 with the paper's schedules.
+
+Default: ``full`` when CUDA is available, else ``quick``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+MODES = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one experiment runs in one mode. Sizes in images, learning rates per SGD step."""
+
+    train_size: int | None  # class-balanced training subset; None = all 50,000 images
+    test_size: int | None  # class-balanced test subset; None = all 10,000 images
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_milestones: tuple[float, ...] = ()  # fractions of training after which the LR is divided by 10
+    width: int | None = None  # base width of ResNet18/34/50 (64 in the paper)
+    models: tuple[str, ...] = ()  # model names, see experiments.MODEL_BUILDERS
+
+
+# The paper's CIFAR recipe (Section 4.2): batch 128, SGD lr 0.1, momentum 0.9, weight decay 1e-4,
+# LR divided by 10 at 32k and 48k of 64k iterations (= 50% and 75%), 164 epochs of 50k images.
+_PAPER_CIFAR = dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, lr_milestones=(0.5, 0.75))
+
+# One row per experiment, one entry per mode. Quick-mode sizes were chosen from the calibration in
+# COURSE_DESIGN.md (2 CPU cores: plain-20 ~250 images/s, ResNet-56 ~55 images/s).
+SETTINGS: dict[str, dict[str, Settings]] = {
+    # Notebook 01: plain vs residual at depth 20 and 56 with the same data and schedule.
+    "degradation": {
+        "smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1,
+                          models=("plain-20", "plain-56", "resnet-20", "resnet-56")),
+        "quick": Settings(train_size=2048, test_size=1000, epochs=4, batch_size=128, lr=0.1,
+                          models=("plain-20", "plain-56", "resnet-20", "resnet-56")),
+        "full": Settings(train_size=None, test_size=None, epochs=164,
+                         models=("plain-20", "plain-56", "resnet-20", "resnet-56"), **_PAPER_CIFAR),
+    },
+    # Notebook 05: ResNet18, SGD + momentum, constant LR vs the article's StepLR(step 10, gamma 0.1).
+    # lr_milestones are where StepLR divides the LR, as fractions of the run (10/30 and 20/30).
+    "lr-decay": {
+        "smoke": Settings(train_size=128, test_size=100, epochs=2, batch_size=64, lr=0.05,
+                          weight_decay=5e-4, lr_milestones=(0.5,), width=8, models=("resnet18",)),
+        "quick": Settings(train_size=2048, test_size=1000, epochs=6, batch_size=128, lr=0.05,
+                          weight_decay=5e-4, lr_milestones=(1 / 3, 2 / 3), width=16, models=("resnet18",)),
+        "full": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.05,
+                         weight_decay=5e-4, lr_milestones=(1 / 3, 2 / 3), width=64, models=("resnet18",)),
+    },
+    # Notebook 07: test error against depth, plain vs residual, and ResNet18/34/50 (CIFAR stem).
+    "depth": {
+        "smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1, width=8,
+                          models=("plain-20", "resnet-20", "resnet18")),
+        "quick": Settings(train_size=1024, test_size=1000, epochs=3, batch_size=128, lr=0.1, width=16,
+                          models=("plain-20", "plain-32", "plain-44", "plain-56",
+                                  "resnet-20", "resnet-32", "resnet-44", "resnet-56")),
+        "full": Settings(train_size=None, test_size=None, epochs=164, width=64,
+                         models=("plain-20", "plain-32", "plain-44", "plain-56", "plain-110",
+                                 "resnet-20", "resnet-32", "resnet-44", "resnet-56", "resnet-110",
+                                 "resnet18", "resnet34", "resnet50"), **_PAPER_CIFAR),
+    },
+}
+
+
+def current_mode() -> str:
+    """The active mode: ``COURSE_MODE`` if set, else ``full`` with CUDA and ``quick`` without."""
+    mode = os.environ.get("COURSE_MODE", "").strip().lower()
+    if not mode:
+        return "full" if torch.cuda.is_available() else "quick"
+    if mode not in MODES:
+        raise ValueError(
+            f"COURSE_MODE={os.environ['COURSE_MODE']!r} is not a run mode; use one of {', '.join(MODES)} "
+            "(or unset it to get 'full' on a CUDA GPU and 'quick' otherwise)"
+        )
+    return mode
+
+
+def get_settings(experiment: str, mode: str | None = None) -> Settings:
+    """The settings of ``experiment`` in ``mode`` (default: the active mode)."""
+    if experiment not in SETTINGS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(SETTINGS)}")
+    mode = current_mode() if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    return SETTINGS[experiment][mode]
+
+
+def describe(experiment: str | None = None, mode: str | None = None) -> None:
+    """Print the active mode, the device and what the mode implies for ``experiment`` (or all)."""
+    mode = current_mode() if mode is None else mode
+    source = "from COURSE_MODE" if os.environ.get("COURSE_MODE") else "default for this machine"
+    print(f"mode: {mode} ({source}; valid: {', '.join(MODES)})")
+    from course_utils.training import describe_device, pick_device  # late: training imports modes
+
+    print(f"device: {describe_device(pick_device(verbose=False))}")
+    experiments = list(SETTINGS) if experiment is None else [experiment]
+    for name in experiments:
+        settings = get_settings(name, mode)
+        print(f"{name}: {format_settings(settings)}")
+
+
+def format_settings(settings: Settings) -> str:
+    """One line with every setting, e.g. 'train_size=2,048, test_size=1,000, epochs=4, ...'."""
+    parts = []
+    for key, value in asdict(settings).items():
+        if key in ("train_size", "test_size"):
+            value = "all" if value is None else f"{value:,}"
+        if value in ((), None):
+            continue
+        if key == "lr_milestones":
+            value = "[" + ", ".join(f"{fraction:.0%}" for fraction in value) + " of training]"
+        elif isinstance(value, tuple):
+            value = ", ".join(value)
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)

@@ -1,0 +1,387 @@
+"""Training and evaluation: ``fit``, ``evaluate``, ``History``, and device / seed helpers.
+
+``fit`` is one readable loop (forward, loss, backward, step) plus what a learner would otherwise
+write by hand: a progress bar, per-step and per-epoch records, validation, checkpoints after each
+epoch, a clean stop on Ctrl-C and a clear error when the loss blows up.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+HISTORY_FORMAT = "course_utils.History/1"
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s")
+
+
+def pick_device(verbose: bool = True) -> torch.device:
+    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU. Prints why."""
+    if torch.cuda.is_available():
+        device, reason = torch.device("cuda"), "a CUDA GPU is available"
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device, reason = torch.device("mps"), "no CUDA GPU, but Apple's MPS backend is available"
+    else:
+        device, reason = torch.device("cpu"), "no CUDA or MPS GPU was found"
+    if verbose:
+        print(f"Using {describe_device(device)} because {reason}.")
+    return device
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A human name for a device, e.g. 'cuda (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads)'."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's random number generators (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@dataclass
+class History:
+    """What a training run recorded; saved as a JSON run record.
+
+    Per step (one optimiser update): ``step_loss`` and ``step_lr``.
+    Per epoch: ``train_loss``, ``train_acc`` (0-1, on the augmented batches), ``val_loss``,
+    ``val_acc`` (``nan`` without a validation loader), ``epoch_seconds``, ``images_per_s``.
+    ``config`` says what was trained and how; ``meta`` where and when (filled in by ``fit``).
+    """
+
+    step_loss: list[float] = field(default_factory=list)
+    step_lr: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.train_loss)
+
+    @property
+    def steps_per_epoch(self) -> float:
+        """Steps per completed epoch (for plotting epochs on a step axis)."""
+        return len(self.step_loss) / max(self.epochs_done, 1)
+
+    def metric(self, name: str) -> list[float]:
+        """A recorded series by name; ``train_error`` / ``val_error`` are ``1 - accuracy``."""
+        if name in ("train_error", "val_error"):
+            return [1.0 - acc for acc in getattr(self, name.replace("error", "acc"))]
+        if name in ("step_loss", "step_lr") + EPOCH_COLUMNS:
+            return list(getattr(self, name))
+        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
+
+    def to_dict(self) -> dict:
+        return {"format": HISTORY_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "History":
+        if record.get("format") != HISTORY_FORMAT:
+            raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={record.get('format')!r})")
+        return cls(**{name: record[name] for name in cls.__dataclass_fields__ if name in record})
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write the run record atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        # allow_nan: a run without validation stores NaN, which Python's json reads back.
+        temporary.write_text(json.dumps(self.to_dict(), indent=1))
+        os.replace(temporary, path)
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "History":
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+            return cls.from_dict(record)
+        except (OSError, json.JSONDecodeError, ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not a readable run record: {error}") from None
+
+
+METRICS = ("step_loss", "step_lr") + EPOCH_COLUMNS + ("train_error", "val_error")
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; ``.history`` holds the record up to that step."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    scheduler_interval: str = "epoch",
+    val_loader: Iterable | None = None,
+    device: torch.device | str | None = None,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    history: History | None = None,
+    progress: bool = True,
+    config: dict | None = None,
+) -> History:
+    """Train ``model`` until ``epochs`` epochs are done; return the ``History``.
+
+    Args:
+        train_loader: yields ``(images, labels)`` batches, e.g. a ``TensorLoader``. If it has
+            ``set_epoch`` it is called before each epoch, so shuffling and augmentation depend
+            only on the epoch (repeatable and resumable).
+        scheduler: stepped once per epoch (``scheduler_interval="epoch"``, e.g. StepLR) or once
+            per optimiser step (``"step"``, e.g. OneCycleLR).
+        amp: bf16 autocast. channels_last: NHWC memory layout. Both default to on for CUDA and off
+            elsewhere; pass True to try them on a CPU.
+        checkpoint_path: if given, a checkpoint is written (atomically) after every epoch.
+        history: a History to continue (from ``load_checkpoint``); training resumes at its epoch.
+        config: extra facts to store in ``history.config`` (the experiment, the data size...).
+
+    Ctrl-C (KeyboardInterrupt) stops after the current step and returns the History so far; the
+    last checkpoint stays the last complete epoch. A NaN/inf loss raises ``TrainingDiverged``.
+    """
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    device = torch.device(device) if device is not None else _model_device(model)
+    use_amp = device.type == "cuda" if amp is None else amp
+    use_channels_last = device.type == "cuda" if channels_last is None else channels_last
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
+    model.to(device=device, memory_format=memory_format)
+
+    history = history if history is not None else History()
+    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, use_amp,
+                                      use_channels_last, config))
+    history.meta.update(_run_meta(device))
+    start_epoch = history.epochs_done
+    started = time.perf_counter()
+
+    bar = _progress_bar(total=(epochs - start_epoch) * _len_or_none(train_loader), enabled=progress)
+    try:
+        for epoch in range(start_epoch, epochs):
+            if hasattr(train_loader, "set_epoch"):
+                train_loader.set_epoch(epoch)
+            model.train()
+            epoch_start = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            seen = 0
+            for images, labels in train_loader:
+                images = images.to(device, non_blocking=True, memory_format=memory_format)
+                labels = labels.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = model(images)
+                    loss = loss_fn(logits, labels)
+                loss_value = loss.item()
+                lr = optimizer.param_groups[0]["lr"]
+                history.step_loss.append(loss_value)
+                history.step_lr.append(lr)
+                if not math.isfinite(loss_value):
+                    # Stop before this step updates the weights, so they stay finite.
+                    raise TrainingDiverged(
+                        f"the loss became {loss_value} at step {len(history.step_loss)} (epoch {epoch + 1}) "
+                        f"with learning rate {lr:g}. Lower the learning rate (try {lr / 10:g}) and train again.",
+                        history,
+                    )
+
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None and scheduler_interval == "step":
+                    scheduler.step()
+
+                loss_sum += loss.detach() * len(labels)
+                correct += (logits.argmax(dim=1) == labels).sum()
+                seen += len(labels)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}",
+                                img_per_s=f"{seen / (time.perf_counter() - epoch_start):.0f}")
+
+            if scheduler is not None and scheduler_interval == "epoch":
+                scheduler.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - epoch_start
+
+            if val_loader is not None:
+                result = evaluate(model, val_loader, device=device, amp=use_amp, channels_last=use_channels_last)
+                val_loss, val_acc = result.loss, result.accuracy
+            else:
+                val_loss = val_acc = float("nan")
+            history.train_loss.append((loss_sum / max(seen, 1)).item())
+            history.train_acc.append(correct.item() / max(seen, 1))
+            history.val_loss.append(val_loss)
+            history.val_acc.append(val_acc)
+            history.epoch_seconds.append(seconds)
+            history.images_per_s.append(seen / seconds)
+            history.meta["wall_seconds"] = history.meta.get("wall_seconds", 0.0) + seconds
+            bar.write(_epoch_line(history, epochs))
+
+            if checkpoint_path is not None:
+                from course_utils.checkpoint import save_checkpoint  # late: checkpoint imports History
+
+                save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
+    except KeyboardInterrupt:
+        bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
+                  f"and {len(history.step_loss)} steps.")
+    finally:
+        bar.close()
+    history.meta["fit_seconds"] = time.perf_counter() - started
+    return history
+
+
+@dataclass
+class Evaluation:
+    """Result of ``evaluate``: mean loss, accuracy (0-1), per-class accuracy, confusion matrix.
+
+    ``confusion_matrix[i, j]`` counts images of true class i predicted as class j.
+    """
+
+    loss: float
+    accuracy: float
+    per_class_accuracy: torch.Tensor
+    confusion_matrix: torch.Tensor
+
+    def __repr__(self) -> str:
+        return f"Evaluation(loss={self.loss:.4f}, accuracy={self.accuracy:.2%}, images={int(self.confusion_matrix.sum())})"
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    device: torch.device | str | None = None,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
+) -> Evaluation:
+    """Loss and accuracy of ``model`` over ``loader``, in eval mode (BatchNorm uses its running
+    statistics) and inference mode (no gradients). The model's train/eval mode is restored after."""
+    device = torch.device(device) if device is not None else _model_device(model)
+    use_amp = device.type == "cuda" if amp is None else amp
+    use_channels_last = device.type == "cuda" if channels_last is None else channels_last
+    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    was_training = model.training
+    model.eval()
+    loss_sum, confusion = 0.0, None
+    with torch.inference_mode():
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(images)
+            loss_sum += loss_fn(logits.float(), labels).item()
+            num_classes = logits.shape[1]
+            if confusion is None:
+                confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+            pairs = labels * num_classes + logits.argmax(dim=1)
+            confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+    model.train(was_training)
+    if confusion is None:
+        raise ValueError("the loader gave no batches; nothing to evaluate")
+    confusion = confusion.cpu()
+    total = int(confusion.sum())
+    per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
+    return Evaluation(loss_sum / total, int(confusion.diag().sum()) / total, per_class, confusion)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _len_or_none(loader: Iterable) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _progress_bar(total: int | None, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True)
+
+
+def _epoch_line(history: History, epochs: int) -> str:
+    epoch = history.epochs_done
+    line = (f"epoch {epoch}/{epochs}: train loss {history.train_loss[-1]:.4f}, "
+            f"train acc {history.train_acc[-1]:.2%}")
+    if not math.isnan(history.val_acc[-1]):
+        line += f", val loss {history.val_loss[-1]:.4f}, val acc {history.val_acc[-1]:.2%}"
+    return line + f", {history.epoch_seconds[-1]:.1f} s, {history.images_per_s[-1]:.0f} images/s"
+
+
+def _run_config(model, loader, optimizer, scheduler, epochs, amp, channels_last, extra) -> dict:
+    group = optimizer.param_groups[0]
+    config = {
+        "model": getattr(model, "arch", {"name": type(model).__name__}),
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "epochs": epochs,
+        "batch_size": getattr(loader, "batch_size", None),
+        "train_images": len(getattr(loader, "images", getattr(loader, "dataset", ()))) or None,
+        "optimizer": type(optimizer).__name__,
+        "lr": group.get("initial_lr", group["lr"]),
+        "momentum": group.get("momentum"),
+        "weight_decay": group.get("weight_decay"),
+        "scheduler": type(scheduler).__name__ if scheduler is not None else None,
+        "amp_bf16": amp,
+        "channels_last": channels_last,
+    }
+    config.update(extra or {})
+    return config
+
+
+def _run_meta(device: torch.device) -> dict:
+    from course_utils.modes import current_mode
+
+    return {
+        "mode": current_mode(),
+        "device": describe_device(device),
+        "torch": str(torch.__version__),  # a TorchVersion object would not load with weights_only
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str | None:
+    """The repository's current commit (with '+dirty' for uncommitted changes), or None."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")

@@ -1,0 +1,140 @@
+"""course_utils.models against torchvision and the paper."""
+
+import pytest
+import torch
+import torchvision
+
+from course_utils import models
+from course_utils.models import BasicBlock, Bottleneck, ResNet, cifar_resnet, count_parameters, plain_net
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032)],
+)
+def test_imagenet_parameter_counts_equal_torchvision(name, expected):
+    ours = getattr(models, name)(num_classes=1000, stem="imagenet")
+    theirs = getattr(torchvision.models, name)()
+    assert count_parameters(ours) == expected
+    assert count_parameters(theirs) == expected
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_torchvision_weights_give_the_same_outputs_both_ways(name):
+    torch.manual_seed(0)
+    ours = getattr(models, name)(num_classes=1000, stem="imagenet").eval()
+    theirs = getattr(torchvision.models, name)().eval()
+    x = torch.randn(2, 3, 64, 64)
+
+    ours.load_state_dict(theirs.state_dict())  # same key names: no mapping needed
+    torch.testing.assert_close(ours(x), theirs(x))
+
+    torch.manual_seed(1)
+    ours = getattr(models, name)(num_classes=1000, stem="imagenet").eval()
+    theirs.load_state_dict(ours.state_dict())
+    torch.testing.assert_close(theirs(x), ours(x))
+
+
+def test_cifar_resnet20_has_the_papers_parameter_count():
+    # The paper's Table 6 says 0.27M for ResNet-20; the exact count with option-A shortcuts:
+    assert count_parameters(cifar_resnet(20)) == 269_722
+    assert count_parameters(plain_net(20)) == 269_722
+    assert count_parameters(cifar_resnet(56)) == count_parameters(plain_net(56)) == 853_018
+
+
+def test_cifar_family_depths_count_weighted_layers():
+    # depth = 6n + 2: n blocks of 2 convs in each of 3 stages, the stem conv and the classifier.
+    for depth in (20, 32, 44, 56, 110):
+        model = cifar_resnet(depth)
+        convs_and_fc = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        assert len(convs_and_fc) == depth
+
+
+@pytest.mark.parametrize("factory", [lambda: cifar_resnet(20), lambda: plain_net(20),
+                                     lambda: models.resnet18(width=8), lambda: models.resnet50(width=8),
+                                     lambda: models.resnet18(width=8, stem="imagenet")])
+@pytest.mark.parametrize("size", [32, 64])
+def test_output_shape_is_batch_by_classes(factory, size):
+    assert factory()(torch.randn(3, 3, size, size)).shape == (3, 10)
+
+
+def test_plain_net_has_no_shortcuts_and_resnet_adds_them():
+    torch.manual_seed(0)
+    resnet = cifar_resnet(20).eval()
+    plain = plain_net(20).eval()
+    plain.load_state_dict(resnet.state_dict())  # same layers, same names
+    x = torch.randn(2, 3, 32, 32)
+    assert not torch.allclose(resnet(x), plain(x))
+    assert all(not block.residual for block in plain.modules() if isinstance(block, BasicBlock))
+
+
+@pytest.mark.parametrize("block", [BasicBlock(16, 16), Bottleneck(64, 16)])
+def test_block_with_zero_last_bn_is_the_identity_for_nonnegative_input(block):
+    last_bn = block.bn3 if isinstance(block, Bottleneck) else block.bn2
+    torch.nn.init.zeros_(last_bn.weight)
+    torch.nn.init.zeros_(last_bn.bias)
+    x = torch.rand(2, 64 if isinstance(block, Bottleneck) else 16, 8, 8)
+    torch.testing.assert_close(block.eval()(x), x)
+    torch.testing.assert_close(block.train()(x), x)
+
+
+def test_zero_init_residual_makes_every_block_start_as_identity():
+    model = cifar_resnet(20, zero_init_residual=True).eval()
+    block = model.layer1[1]
+    x = torch.rand(2, 16, 32, 32)
+    torch.testing.assert_close(block(x), x)
+
+
+def test_relu_comes_after_the_addition():
+    # A negative branch output must be able to cancel a positive input (ReLU before the add cannot).
+    block = BasicBlock(4, 4).eval()
+    torch.nn.init.zeros_(block.bn2.weight)
+    torch.nn.init.constant_(block.bn2.bias, -2.0)
+    x = torch.ones(1, 4, 5, 5)
+    torch.testing.assert_close(block(x), torch.zeros_like(x))  # relu(1 + (-2)) = 0
+
+
+def test_option_a_shortcut_has_no_parameters_and_pads_zeros():
+    block_a = BasicBlock(16, 32, stride=2, shortcut="A")
+    block_b = BasicBlock(16, 32, stride=2, shortcut="B")
+    assert count_parameters(block_b) - count_parameters(block_a) == 16 * 32 + 2 * 32  # 1x1 conv + BN
+    x = torch.randn(2, 16, 8, 8)
+    skipped = block_a.downsample(x)
+    assert skipped.shape == (2, 32, 4, 4)
+    torch.testing.assert_close(skipped[:, :16], x[:, :, ::2, ::2])
+    assert torch.count_nonzero(skipped[:, 16:]) == 0
+    assert block_a(x).shape == block_b(x).shape == (2, 32, 4, 4)
+
+
+def test_identity_blocks_have_no_downsample():
+    assert BasicBlock(16, 16).downsample is None
+    assert BasicBlock(16, 32, stride=2).downsample is not None
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: cifar_resnet(21), "6n \\+ 2"),
+        (lambda: cifar_resnet(2), "6n \\+ 2"),
+        (lambda: plain_net(57), "6n \\+ 2"),
+        (lambda: models.resnet18(stem="vgg"), "stem must be one of"),
+        (lambda: models.resnet18(shortcut="C"), "shortcut must be 'A'"),
+        (lambda: cifar_resnet(20, shortcut="b"), "shortcut must be 'A'"),
+        (lambda: BasicBlock(16, 32, shortcut="X"), "shortcut must be 'A'"),
+        (lambda: models.resnet18(width=0), "width must be a positive int"),
+        (lambda: models.resnet18(width=-8), "width must be a positive int"),
+        (lambda: models.resnet18(width=2.5), "width must be a positive int"),
+        (lambda: models.build_model("vgg16"), "unknown architecture"),
+        (lambda: ResNet(BasicBlock, [], 10), "blocks_per_stage"),
+    ],
+)
+def test_invalid_arguments_raise_value_error_saying_what_is_allowed(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_build_model_rebuilds_from_the_arch_record():
+    model = models.resnet18(width=8, stem="cifar")
+    rebuilt = models.build_model(**model.arch)
+    assert rebuilt.arch == model.arch
+    assert count_parameters(rebuilt) == count_parameters(model)
