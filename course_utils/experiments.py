@@ -1,0 +1,210 @@
+"""The course's named experiments, runnable from a notebook or from the command line.
+
+    python -m course_utils list
+    python -m course_utils run degradation --mode quick --out data/runs/degradation-quick
+
+Each experiment trains the models its row of ``modes.SETTINGS`` names, with the sizes of the
+active mode, and returns (and, given a folder, writes) one run record per trained model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from course_utils import models
+from course_utils.data import Cifar10, TensorLoader, load_cifar10
+from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
+from course_utils.training import History, fit, pick_device, seed_everything
+
+DESCRIPTIONS = {
+    "degradation": "plain vs residual networks of depth 20 and 56, same data and schedule (notebook 01)",
+    "lr-decay": "ResNet18 with a constant learning rate vs the article's StepLR decay (notebook 05)",
+    "depth": "test error against depth: plain and residual 20-110 layers, ResNet18/34/50 (notebook 07)",
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of an experiment: a label, a model name and a learning-rate schedule."""
+
+    label: str
+    model: str  # e.g. "plain-56", "resnet-20", "resnet18"
+    schedule: str  # "constant", "step" (the article's StepLR) or "multistep" (the paper's)
+
+
+def build_named_model(name: str, width: int | None = None) -> nn.Module:
+    """``"plain-56"`` -> ``plain_net(56)``, ``"resnet-20"`` -> ``cifar_resnet(20)``,
+    ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 and 50)."""
+    match = re.fullmatch(r"(plain|resnet)-(\d+)", name)
+    if match:
+        family, depth = match.group(1), int(match.group(2))
+        return models.plain_net(depth) if family == "plain" else models.cifar_resnet(depth)
+    if name in ("resnet18", "resnet34", "resnet50"):
+        return models.build_model(name, stem="cifar", width=width or 64)
+    raise ValueError(f"unknown model name {name!r}; use 'plain-D' or 'resnet-D' (D = 6n + 2, "
+                     f"e.g. 20, 56), or resnet18 / resnet34 / resnet50")
+
+
+def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:
+    """The runs an experiment is made of."""
+    if experiment == "lr-decay":
+        # The article's comparison: the same model, data order and start, with and without decay.
+        return [spec for name in settings.models for spec in (
+            RunSpec(f"{name} constant LR", name, "constant"),
+            RunSpec(f"{name} StepLR", name, "step"),
+        )]
+    return [RunSpec(name, name, "multistep" if settings.lr_milestones else "constant")
+            for name in settings.models]
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedule: str):
+    """The per-epoch learning-rate schedule of a run (None for a constant LR).
+
+    ``step``: the article's ``StepLR(step_size, gamma=0.1)`` with its step of 10 epochs (of 30)
+    scaled to the run's length. ``multistep``: the paper's division by 10 at the given fractions.
+    """
+    milestones = sorted({max(1, round(fraction * settings.epochs)) for fraction in settings.lr_milestones})
+    if schedule == "constant" or not milestones:
+        return None
+    if schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=milestones[0], gamma=0.1)
+    if schedule == "multistep":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    raise ValueError(f"unknown schedule {schedule!r}; use 'constant', 'step' or 'multistep'")
+
+
+def run_experiment(
+    experiment: str,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    data: Cifar10 | None = None,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    only: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, History]:
+    """Train every run of ``experiment`` in the active mode; return ``{label: History}``.
+
+    Every run starts from the same seed, so runs of the same architecture share their initial
+    weights, and all runs see the same data in the same order. With ``out_dir``, each run record
+    is written there as ``<experiment>__<label>.json``; existing records are never replaced
+    unless ``overwrite=True``. ``only`` restricts the runs to the given labels.
+    """
+    mode = current_mode()
+    settings = get_settings(experiment, mode)
+    specs = run_specs(experiment, settings)
+    if only is not None:
+        unknown = sorted(set(only) - {spec.label for spec in specs})
+        if unknown:
+            raise ValueError(f"{experiment} has no run(s) {unknown}; its runs: {[s.label for s in specs]}")
+        specs = [spec for spec in specs if spec.label in only]
+    paths = {spec.label: Path(out_dir) / f"{experiment}__{slug(spec.label)}.json" for spec in specs} if out_dir else {}
+    existing = [str(path) for path in paths.values() if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
+                              f"output folder, or pass overwrite=True (--overwrite) to replace them")
+
+    device = torch.device(device) if device is not None else pick_device()
+    data = (data if data is not None else load_cifar10()).subset(settings.train_size, settings.test_size, seed)
+    print(f"{experiment} in {mode} mode: {format_settings(settings)}")
+
+    runs = {}
+    for spec in specs:
+        print(f"--- {spec.label} ---")
+        history = train_run(spec, settings, data, device=device, seed=seed, progress=progress)
+        history.config.update(experiment=experiment, run=spec.label, command=command)
+        if spec.label in paths:
+            history.save_json(paths[spec.label])
+        runs[spec.label] = history
+    return runs
+
+
+def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
+              progress: bool = True) -> History:
+    """Train one run of an experiment (SGD with momentum and weight decay, cross-entropy loss)."""
+    seed_everything(seed)
+    model = build_named_model(spec.model, settings.width)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    scheduler = make_scheduler(optimizer, settings, spec.schedule)
+    train_loader = TensorLoader(data.train_images, data.train_labels, batch_size=settings.batch_size,
+                                device=device, seed=seed)
+    test_loader = TensorLoader(data.test_images, data.test_labels, batch_size=500, augment=False,
+                               shuffle=False, device=device)
+    return fit(model, train_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
+               val_loader=test_loader, device=device, progress=progress,
+               config={"model_name": spec.model, "schedule": spec.schedule, "seed": seed,
+                       "test_images": len(data.test_images)})
+
+
+def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[str, History]:
+    """Run records in ``folder`` (e.g. ``data/results``) as ``{label: History}``; {} if none."""
+    pattern = f"{experiment}__*.json" if experiment else "*.json"
+    runs = {}
+    for path in sorted(Path(folder).glob(pattern)):
+        history = History.load_json(path)
+        runs[history.config.get("run", path.stem)] = history
+    return runs
+
+
+def slug(label: str) -> str:
+    """A file-name-safe version of a run label: 'resnet18 StepLR' -> 'resnet18-steplr'."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
+def list_experiments() -> None:
+    """Print every experiment with its sizes in each mode."""
+    for name, description in DESCRIPTIONS.items():
+        print(f"{name}: {description}")
+        for mode in MODES:
+            print(f"  {mode:>5}: {format_settings(SETTINGS[name][mode])}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils",
+                                     description="Run the ResNet course's experiments without Jupyter.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the experiments and their sizes in each mode")
+    run = commands.add_parser("run", help="run one experiment and write one run record per model")
+    run.add_argument("experiment", choices=sorted(DESCRIPTIONS))
+    run.add_argument("--mode", choices=MODES, default=None,
+                     help="run mode (default: $COURSE_MODE, else full with CUDA and quick without)")
+    run.add_argument("--out", default=None,
+                     help="folder for the run records (default: data/runs/EXPERIMENT-MODE)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs (labels as in `list`)")
+    run.add_argument("--overwrite", action="store_true", help="replace existing run records")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        list_experiments()
+        return 0
+    if args.mode is not None:
+        os.environ["COURSE_MODE"] = args.mode  # so every record states the mode it ran in
+    mode = current_mode()
+    from course_utils.data import REPO_DATA_DIR
+
+    out_dir = Path(args.out) if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
+    command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
+                              overwrite=args.overwrite, progress=not args.no_progress, command=command)
+    except (FileExistsError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for label, history in runs.items():
+        print(f"{label}: final train error {1 - history.train_acc[-1]:.2%}, "
+              f"test error {1 - history.val_acc[-1]:.2%}, {history.meta['wall_seconds']:.0f} s")
+    print(f"run records written to {out_dir}")
+    return 0
