@@ -128,6 +128,11 @@ def _load_torchvision(root: Path, download: bool) -> Cifar10:
         test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
     except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad checksum a RuntimeError
         reason = f"{type(error).__name__}: {error}"
+        if not download:
+            raise DatasetFormatError(
+                f"{root / BATCHES_DIR} exists but torchvision could not read it ({reason}). Move that folder "
+                f"aside and run again to download a fresh copy, or place {NPZ_NAME} in {root}."
+            ) from None
         raise DatasetNotFoundError(_missing_message(root, reason)) from None
     return Cifar10(
         train_images=_hwc_to_chw(train.data),

@@ -1,0 +1,366 @@
+"""Figures for the course: training curves, run comparisons, image grids, confusion matrices.
+
+* ``plot_history(history)``          loss, accuracy and learning rate of one run, side by side.
+* ``compare_runs(runs, metric)``     one metric of several runs, overlaid.
+* ``compare_runs_widget(runs)``      the same with controls (runs, metric, smoothing, log scale).
+* ``show_images(images, labels)``    a grid of images titled with their classes.
+* ``plot_confusion_matrix(cm)``      which classes the model mixes up.
+
+The static functions return a matplotlib ``Figure`` and never call ``plt.show()``. In a notebook
+Jupyter draws a new pyplot figure at the end of the cell *and* shows a returned Figure, so end the
+line with ``;`` or assign the result (``fig = plot_history(history)``) to see it once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from course_utils.data import CIFAR10_CLASSES, denormalize
+from course_utils.training import METRICS, History
+
+PER_STEP_METRICS = ("step_loss", "step_lr")
+PERCENT_METRICS = ("train_acc", "val_acc", "train_error", "val_error")
+METRIC_LABELS = {
+    "step_loss": "training loss per step (cross-entropy)",
+    "step_lr": "learning rate",
+    "train_loss": "train loss, epoch mean (cross-entropy)",
+    "train_acc": "train accuracy (%)",
+    "val_loss": "validation loss (cross-entropy)",
+    "val_acc": "validation accuracy (%)",
+    "epoch_seconds": "time per epoch (s)",
+    "images_per_s": "training speed (images/s)",
+    "train_error": "train error (%)",
+    "val_error": "validation error (%)",
+}
+STEP_AXIS_LABEL = "step (optimiser updates)"
+HISTORY_SMOOTHING = 0.9  # EMA weight of plot_history's smoothed loss: averages roughly the last 10 steps
+MAX_IMAGES = 64
+
+
+def ema(values: Sequence[float], weight: float) -> np.ndarray:
+    """Exponential moving average of ``values``, debiased as in TensorBoard.
+
+    ``average = weight * average + (1 - weight) * value``, then divided by ``1 - weight**n``
+    (n = values seen): the average starts at 0, so without that the curve would start near 0.
+    The first smoothed value therefore equals the first value. NaN/inf values stay as they are
+    and do not enter the average. ``weight=0`` returns the values unchanged.
+    """
+    values = np.asarray(values, dtype=float)
+    smoothed = values.copy()
+    average, seen = 0.0, 0
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            continue
+        seen += 1
+        average = weight * average + (1 - weight) * value
+        smoothed[i] = average / (1 - weight**seen)
+    return smoothed
+
+
+def plot_history(history: History, title: str | None = None) -> Figure:
+    """Three panels: loss per step, accuracy per epoch, learning rate per step.
+
+    The loss panel shows every step's loss (faint), its moving average, and the per-epoch train
+    (and validation) loss at the step where each epoch ended, so all share one step axis.
+    """
+    if not history.step_loss:
+        raise ValueError("this History has no steps yet: train with fit(...) or load a run record first")
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    steps = np.arange(1, len(history.step_loss) + 1)
+    epochs = np.arange(1, history.epochs_done + 1)
+    epoch_ends = epochs * history.steps_per_epoch
+
+    loss_ax.plot(steps, history.step_loss, color="C0", alpha=0.25, linewidth=0.8, label="train, per step")
+    loss_ax.plot(steps, ema(history.step_loss, HISTORY_SMOOTHING), color="C0",
+                 label=f"train, smoothed (EMA {HISTORY_SMOOTHING})")
+    loss_ax.plot(epoch_ends, history.train_loss, "o--", color="C1", label="train, epoch mean")
+    if _has_data(history.val_loss):
+        loss_ax.plot(epoch_ends, history.val_loss, "s-", color="C2", label="validation")
+    loss_ax.set(xlabel=STEP_AXIS_LABEL, ylabel="loss (cross-entropy)", title="loss")
+    loss_ax.legend()
+
+    acc_ax.plot(epochs, 100 * np.asarray(history.train_acc), "o--", color="C1", label="train")
+    if _has_data(history.val_acc):
+        acc_ax.plot(epochs, 100 * np.asarray(history.val_acc), "s-", color="C2", label="validation")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch")
+    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if history.epochs_done:
+        acc_ax.legend()
+    else:
+        acc_ax.text(0.5, 0.5, "no complete epoch yet", transform=acc_ax.transAxes, ha="center")
+
+    lr_ax.plot(steps, history.step_lr, color="C3")
+    # Step decays (0.1 -> 0.01 -> 0.001) flatten to zero on a linear axis; a log axis shows each stage.
+    positive = [lr for lr in history.step_lr if lr > 0]
+    if positive and max(positive) / min(positive) > 5:
+        lr_ax.set_yscale("log")
+    lr_ax.set(xlabel=STEP_AXIS_LABEL, ylabel="learning rate", title="learning rate schedule")
+
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: float = 0.0,
+                 logy: bool = False, ax: Axes | None = None, by: str | None = None) -> Figure:
+    """Overlay one metric of several runs: one line per run, labelled with its key in ``runs``.
+
+    Args:
+        runs: run label -> History, e.g. ``{"plain-20": h1, "resnet-20": h2}``.
+        metric: one of ``training.METRICS``. ``step_loss`` and ``step_lr`` are recorded per step,
+            the others per epoch. Accuracy and error are drawn in %.
+        smooth: EMA weight in [0, 1) (see ``ema``); 0 draws the raw values, 0.9 averages ~10 points.
+        logy: logarithmic y axis (useful for losses and error rates that span decades).
+        ax: draw into these axes (e.g. one panel of ``plt.subplots(1, 2)``) instead of a new figure.
+        by: x axis, ``"step"`` or ``"epoch"``; default ``"step"`` for per-step metrics and
+            ``"epoch"`` otherwise. Per-epoch values drawn by step sit at the step each epoch ended;
+            per-step values drawn by epoch sit at fractional epochs.
+
+    Runs without data for ``metric`` (e.g. ``val_acc`` of a run trained without validation) are
+    left out and named in the legend title.
+    """
+    _check_metric(metric)
+    if not runs:
+        raise ValueError("runs is empty: pass a dict of run label -> History, e.g. {'resnet-20': history}")
+    if not 0 <= smooth < 1:
+        raise ValueError(f"smooth must be in [0, 1) (0 = no smoothing, 0.9 = strong), got {smooth!r}")
+    by = by or ("step" if metric in PER_STEP_METRICS else "epoch")
+    if by not in ("step", "epoch"):
+        raise ValueError(f"by must be 'step' or 'epoch', got {by!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+
+    scale = 100 if metric in PERCENT_METRICS else 1
+    marker = None if metric in PER_STEP_METRICS else "o"  # dots show where the few epoch values lie
+    skipped = []
+    for label, history in runs.items():
+        values = history.metric(metric)
+        if not _has_data(values):
+            skipped.append(label)
+            continue
+        x = _x_values(history, metric, by, len(values))
+        ax.plot(x, scale * ema(values, smooth), label=label, marker=marker, markersize=3)
+
+    ax.set(xlabel=STEP_AXIS_LABEL if by == "step" else "epoch", ylabel=METRIC_LABELS[metric])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if logy:
+        ax.set_yscale("log")
+    note = f"not shown (no {metric} data): {', '.join(skipped)}" if skipped else None
+    if len(skipped) < len(runs):
+        ax.legend(title=note)
+    else:
+        ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center")
+    return ax.figure
+
+
+def compare_runs_widget(runs: dict[str, History], metric: str = "step_loss",
+                        force_widget: bool = False) -> "ipywidgets.VBox | Figure":
+    """Interactive ``compare_runs``: pick runs, metric, smoothing and log scale; one figure redraws.
+
+    ``runs`` is read again on every redraw and by the "Refresh runs" button, so runs added to the
+    dict later (a run still training) appear, selected. Returns the widget (an ``ipywidgets.VBox``).
+    Without ipywidgets or outside Jupyter, prints why and returns ``compare_runs(runs, metric)``.
+    ``force_widget`` skips the Jupyter check (for tests).
+    """
+    _check_metric(metric)
+    try:
+        import ipywidgets  # noqa: F401  (only to see whether it is installed)
+    except ImportError:
+        print("compare_runs_widget: ipywidgets is not installed (pip install ipywidgets); "
+              "returning a static compare_runs figure instead.")
+        return compare_runs(runs, metric)
+    if not (force_widget or _in_jupyter_front_end()):
+        print("compare_runs_widget: no Jupyter front end to show widgets in; "
+              "returning a static compare_runs figure instead.")
+        return compare_runs(runs, metric)
+    return RunComparison(runs, metric).widget
+
+
+class RunComparison:
+    """The controls and figure behind ``compare_runs_widget``; ``.widget`` is what a notebook shows.
+
+    ``.run_select``, ``.metric_select``, ``.smooth_slider`` and ``.logy_toggle`` are the controls;
+    ``.figure`` is the figure of the last redraw (None while no run is selected).
+    """
+
+    def __init__(self, runs: dict[str, History], metric: str = "step_loss") -> None:
+        import ipywidgets as widgets
+
+        _check_metric(metric)
+        self.runs = runs
+        self.figure: Figure | None = None
+        self._refreshing = False
+        self.run_select = widgets.SelectMultiple(options=list(runs), value=tuple(runs), description="runs",
+                                                 rows=8)
+        self.metric_select = widgets.Dropdown(options=METRICS, value=metric, description="metric")
+        # continuous_update=False: redraw when the slider is released, not for every pixel dragged.
+        self.smooth_slider = widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01,
+                                                 description="smoothing", continuous_update=False)
+        self.logy_toggle = widgets.Checkbox(value=False, description="log-scale y")
+        self.refresh_button = widgets.Button(description="Refresh runs", icon="refresh")
+        self.output = widgets.Output()
+        for control in (self.run_select, self.metric_select, self.smooth_slider, self.logy_toggle):
+            control.observe(self._on_change, names="value")
+        self.refresh_button.on_click(lambda _button: self.redraw())
+        settings = widgets.VBox([self.metric_select, self.smooth_slider, self.logy_toggle, self.refresh_button])
+        self.widget = widgets.VBox([widgets.HBox([self.run_select, settings]), self.output])
+        self.redraw()
+
+    def refresh(self) -> None:
+        """Re-read the run names: keep the current selection and select runs added since."""
+        names = list(self.runs)
+        if names == list(self.run_select.options):
+            return
+        known = set(self.run_select.options)
+        selected = tuple(n for n in names if n in self.run_select.value or n not in known)
+        # Setting options clears the selection; don't redraw for that intermediate state.
+        self._refreshing = True
+        try:
+            self.run_select.options = names
+            self.run_select.value = selected
+        finally:
+            self._refreshing = False
+
+    def redraw(self) -> None:
+        """Refresh the run names, then draw the selected runs into the output area."""
+        from IPython.display import clear_output
+
+        self.refresh()
+        with self.output:
+            clear_output(wait=True)
+            if self.figure is not None:
+                plt.close(self.figure)  # interactive backends keep every figure open until closed
+                self.figure = None
+            chosen = {name: self.runs[name] for name in self.run_select.value}
+            if not chosen:
+                print("No run selected. Select runs above (or add some to the dict and press 'Refresh runs').")
+                return
+            self.figure = compare_runs(chosen, self.metric_select.value, smooth=self.smooth_slider.value,
+                                       logy=self.logy_toggle.value)
+            plt.show()
+
+    def _on_change(self, _change: dict) -> None:
+        if not self._refreshing:
+            self.redraw()
+
+
+def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | None = None,
+                classes: Sequence[str] = CIFAR10_CLASSES, predictions: Sequence[int] | torch.Tensor | None = None,
+                ncols: int = 8, title: str | None = None) -> Figure:
+    """A grid of up to 64 images, each titled with its class.
+
+    ``images``: (N, 3, H, W) or one (3, H, W) image, either uint8 (0-255, as loaded) or float.
+    Floats already in [0, 1] are shown as they are; other floats are taken to be ``normalize``d
+    batches (what a loader yields) and are ``denormalize``d first. With ``predictions`` each title
+    reads "true / predicted", in red where they differ.
+    """
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(images.shape)}")
+    if not 1 <= len(images) <= MAX_IMAGES:
+        raise ValueError(f"show_images draws 1 to {MAX_IMAGES} images, got {len(images)}; "
+                         f"pass a slice, e.g. images[:{MAX_IMAGES}]")
+    pixels = _to_unit_range(images.detach().cpu())
+    for name, given in (("labels", labels), ("predictions", predictions)):
+        if given is not None and len(given) != len(images):
+            raise ValueError(f"{len(images)} images but {len(given)} {name}")
+
+    ncols = min(ncols, len(images))
+    nrows = math.ceil(len(images) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows), squeeze=False,
+                             layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        ax.imshow(pixels[i].permute(1, 2, 0).numpy())
+        true = classes[int(labels[i])] if labels is not None else None
+        predicted = classes[int(predictions[i])] if predictions is not None else None
+        if true is not None and predicted is not None:
+            ax.set_title(f"{true} / {predicted}", fontsize=8, color="black" if true == predicted else "red")
+        elif true is not None or predicted is not None:
+            ax.set_title(true or predicted, fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_confusion_matrix(cm: torch.Tensor | np.ndarray, classes: Sequence[str] = CIFAR10_CLASSES,
+                          normalize: bool = True) -> Figure:
+    """Heat map of a (K, K) confusion matrix: row = true class, column = predicted class.
+
+    ``cm[i, j]`` counts images of class i predicted as j (``evaluate(...).confusion_matrix``).
+    ``normalize=True`` shows each row as % of its true class (the diagonal is per-class accuracy,
+    rounded to whole %); ``False`` shows image counts.
+    """
+    counts = np.asarray(torch.as_tensor(cm).cpu(), dtype=float)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or len(counts) != len(classes):
+        raise ValueError(f"cm must be a square (K, K) matrix with K = len(classes) = {len(classes)}, "
+                         f"got shape {counts.shape}; pass classes=... for other data sets")
+    if normalize:
+        values = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)  # empty rows stay 0
+        unit = "% of true class"
+    else:
+        values, unit = counts, "images"
+
+    fig, ax = plt.subplots(figsize=(8, 7), layout="constrained")
+    image = ax.imshow(values, cmap="Blues")
+    fig.colorbar(image, ax=ax, label=unit)
+    for i in range(len(values)):
+        for j in range(len(values)):
+            # White text on dark cells, black on light ones, so every number stays readable.
+            colour = "white" if values[i, j] > values.max() / 2 else "black"
+            ax.text(j, i, f"{values[i, j]:.0f}", ha="center", va="center", fontsize=8, color=colour)
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, classes, rotation=45, ha="right")
+    ax.set_yticks(ticks, classes)
+    ax.set(xlabel="predicted class", ylabel="true class", title=f"confusion matrix ({unit})")
+    return fig
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+
+
+def _has_data(values: Sequence[float]) -> bool:
+    return any(math.isfinite(v) for v in values)
+
+
+def _x_values(history: History, metric: str, by: str, count: int) -> np.ndarray:
+    """x positions of ``count`` recorded values: steps count from 1, epoch e ends at step e * steps/epoch."""
+    if metric in PER_STEP_METRICS:
+        steps = np.arange(1, count + 1)
+        return steps if by == "step" else steps / history.steps_per_epoch
+    epochs = np.arange(1, count + 1)
+    return epochs * history.steps_per_epoch if by == "step" else epochs
+
+
+def _to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> /255; floats in [0, 1] unchanged; other floats are normalised and get denormalised."""
+    if images.dtype == torch.uint8:
+        return images.float() / 255
+    if not images.is_floating_point():
+        raise ValueError(f"images must be uint8 or float, got {images.dtype}")
+    images = images.float()
+    if images.min() >= 0 and images.max() <= 1:
+        return images
+    return denormalize(images)
+
+
+def _in_jupyter_front_end() -> bool:
+    """True in a Jupyter kernel (JupyterLab, Notebook, VS Code, Colab), False in a terminal or script."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    # Colab's shell subclasses ZMQInteractiveShell, so look through the class's ancestors too.
+    return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)

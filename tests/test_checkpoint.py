@@ -1,0 +1,128 @@
+"""course_utils.checkpoint: atomic saves, safe strict loads, exact resume."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from course_utils.data import TensorLoader
+from course_utils.models import resnet18
+from course_utils.training import fit, seed_everything
+
+
+def small_model(seed=0, width=4):
+    seed_everything(seed)
+    return resnet18(width=width)
+
+
+class Marker:
+    """Unpickling this object would create a file: proof that code ran."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_round_trip_restores_weights_and_records(tmp_path):
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    path = save_checkpoint(tmp_path / "a.pt", model, optimizer, epoch=4, note="hello")
+    other = small_model(seed=1)
+    info = load_checkpoint(path, other)
+    for key, value in model.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value)
+    assert info.epoch == 4 and info.meta["note"] == "hello"
+    assert info.arch == {"name": "resnet18", "num_classes": 10, "stem": "cifar", "width": 4}
+
+
+def test_pickled_code_is_refused_not_executed(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"model_state": small_model().state_dict(), "payload": Marker(marker)}, path)
+    with pytest.raises(CheckpointError, match="refusing to load"):
+        load_checkpoint(path, small_model())
+    assert not marker.exists()
+
+
+def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "run.pt", small_model(seed=0), epoch=1)
+    before = path.read_bytes()
+
+    def crash_midway(obj, file, *args, **kwargs):
+        file.write(b"partial bytes")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, small_model(seed=1), epoch=2)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["run.pt"]  # no temporary file left behind
+
+
+def test_missing_and_truncated_files_give_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nope.pt", small_model())
+    path = save_checkpoint(tmp_path / "full.pt", small_model())
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt is not a readable checkpoint"):
+        load_checkpoint(truncated, small_model())
+
+
+def test_mismatch_lists_missing_unexpected_and_wrong_shape_keys_and_loads_nothing(tmp_path):
+    path = save_checkpoint(tmp_path / "w4.pt", small_model(width=4))
+    wider = small_model(width=8)
+    before = {k: v.clone() for k, v in wider.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"wrong shapes: conv1.weight: file \(4, 3, 3, 3\) vs model \(8, 3, 3, 3\)"):
+        load_checkpoint(path, wider)
+    assert all(torch.equal(before[k], v) for k, v in wider.state_dict().items())
+
+    weights = small_model().state_dict()
+    weights["extra.weight"] = torch.zeros(1)
+    del weights["fc.bias"]
+    torch.save(weights, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(tmp_path / "odd.pt", small_model())
+    assert "1 missing keys (in the model, not in the file): fc.bias" in str(raised.value)
+    assert "1 unexpected keys (in the file, not in the model): extra.weight" in str(raised.value)
+
+
+def test_plain_state_dict_and_module_prefix_are_accepted(tmp_path):
+    model = small_model(seed=2)
+    # A DataParallel/DDP-style file, as torch.save(model.state_dict()) writes from a wrapped model.
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, tmp_path / "ddp.pt")
+    fresh = small_model(seed=5)
+    info = load_checkpoint(tmp_path / "ddp.pt", fresh)
+    assert info.epoch is None
+    assert torch.equal(fresh.fc.weight, model.fc.weight)
+
+
+def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path, tiny):
+    def setup():
+        model = small_model(seed=7)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+        loader = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=64, seed=0)
+        return model, optimizer, scheduler, loader
+
+    model, optimizer, scheduler, loader = setup()
+    straight = fit(model, loader, epochs=2, optimizer=optimizer, scheduler=scheduler, progress=False)
+
+    first, optimizer, scheduler, loader = setup()
+    fit(first, loader, epochs=1, optimizer=optimizer, scheduler=scheduler,
+        checkpoint_path=tmp_path / "resume.pt", progress=False)
+
+    resumed, optimizer, scheduler, loader = setup()
+    info = load_checkpoint(tmp_path / "resume.pt", resumed, optimizer, scheduler)
+    assert info.epoch == 1 and info.history.epochs_done == 1
+    history = fit(resumed, loader, epochs=2, optimizer=optimizer, scheduler=scheduler, history=info.history,
+                  progress=False)
+
+    assert history.step_loss == straight.step_loss
+    assert history.step_lr == straight.step_lr
+    for key, value in model.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key

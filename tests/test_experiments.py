@@ -1,0 +1,72 @@
+"""course_utils.experiments and the python -m course_utils command line."""
+
+import subprocess
+import sys
+
+import pytest
+
+from course_utils import experiments
+from course_utils.modes import get_settings
+from course_utils.training import History
+
+
+def test_named_models():
+    assert experiments.build_named_model("plain-56").arch == {"name": "plain_net", "depth": 56, "num_classes": 10}
+    assert experiments.build_named_model("resnet-20").arch["name"] == "cifar_resnet"
+    assert experiments.build_named_model("resnet34", width=8).arch["width"] == 8
+    with pytest.raises(ValueError, match="unknown model name"):
+        experiments.build_named_model("vgg-16")
+
+
+def test_lr_decay_pairs_constant_and_step_runs():
+    specs = experiments.run_specs("lr-decay", get_settings("lr-decay", "full"))
+    assert [s.schedule for s in specs] == ["constant", "step"]
+
+
+def test_schedules_scale_the_articles_step_and_the_papers_milestones():
+    import torch
+
+    settings = get_settings("lr-decay", "full")  # 30 epochs, the article's step of 10
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = experiments.make_scheduler(optimizer, settings, "step")
+    assert scheduler.step_size == 10
+    paper = experiments.make_scheduler(optimizer, get_settings("depth", "full"), "multistep")
+    assert sorted(paper.milestones) == [82, 123]  # 50% and 75% of 164 epochs
+    assert experiments.make_scheduler(optimizer, settings, "constant") is None
+
+
+def test_run_experiment_writes_records_and_refuses_to_overwrite(tmp_path, monkeypatch, cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    runs = experiments.run_experiment("lr-decay", out_dir=tmp_path, data=cifar, progress=False)
+    assert list(runs) == ["resnet18 constant LR", "resnet18 StepLR"]
+    constant, step = runs.values()
+    assert constant.step_loss[0] == step.step_loss[0]  # same initial weights and first batch
+    assert constant.step_lr[-1] == 0.05 and step.step_lr[-1] == pytest.approx(0.005)
+    loaded = experiments.load_runs(tmp_path, "lr-decay")
+    assert sorted(loaded) == sorted(runs)
+    record = History.load_json(tmp_path / "lr-decay__resnet18-steplr.json")
+    assert record.meta["mode"] == "smoke" and record.config["experiment"] == "lr-decay"
+    assert record.config["train_images"] == 128 and record.config["test_images"] == 100
+    before = (tmp_path / "lr-decay__resnet18-steplr.json").read_text()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        experiments.run_experiment("lr-decay", out_dir=tmp_path, data=cifar, progress=False)
+    assert (tmp_path / "lr-decay__resnet18-steplr.json").read_text() == before
+
+
+def test_cli_list_and_errors():
+    listed = subprocess.run([sys.executable, "-m", "course_utils", "list"], capture_output=True, text=True)
+    assert listed.returncode == 0
+    for name in ("degradation", "lr-decay", "depth"):
+        assert f"{name}: " in listed.stdout
+    unknown = subprocess.run([sys.executable, "-m", "course_utils", "run", "nope"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "invalid choice: 'nope'" in unknown.stderr
+
+
+def test_cli_runs_an_experiment(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "course_utils", "run", "degradation", "--mode", "smoke", "--out", str(tmp_path),
+         "--only", "plain-20", "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    record = History.load_json(tmp_path / "degradation__plain-20.json")
+    assert record.config["command"].startswith("python -m course_utils run degradation --mode smoke")
+    assert record.epochs_done == 1 and record.meta["mode"] == "smoke"

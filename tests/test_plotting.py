@@ -1,0 +1,269 @@
+"""course_utils.plotting: what each figure draws, checked on hand-made run records."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must come before pyplot is imported
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+
+from course_utils import plotting
+from course_utils.data import CIFAR10_CLASSES, normalize
+from course_utils.plotting import (RunComparison, compare_runs, compare_runs_widget, ema, plot_confusion_matrix,
+                                   plot_history, show_images)
+from course_utils.training import History
+
+NAN = float("nan")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def make_history(final_loss: float = 1.5, validation: bool = True) -> History:
+    """3 epochs of 4 steps each: numbers shaped like a short CIFAR-10 run, not produced by training."""
+    step_loss = list(np.linspace(2.4, final_loss, 12) + 0.1 * np.sin(np.arange(12)))
+    return History(
+        step_loss=step_loss,
+        step_lr=[0.1] * 8 + [0.01] * 4,
+        train_loss=[2.2, 1.9, final_loss + 0.05],
+        train_acc=[0.18, 0.30, 0.41],
+        val_loss=[2.0, 1.8, 1.7] if validation else [NAN] * 3,
+        val_acc=[0.25, 0.33, 0.38] if validation else [NAN] * 3,
+        epoch_seconds=[3.1, 3.0, 3.0],
+        images_per_s=[165.0, 170.0, 171.0],
+    )
+
+
+def lines_by_label(fig: Figure) -> dict:
+    return {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+
+def test_ema_is_debiased_and_weight_zero_is_identity():
+    values = [2.0, 1.0, 3.0, 0.5]
+    np.testing.assert_allclose(ema(values, 0.0), values)
+    smoothed = ema(values, 0.9)
+    assert smoothed[0] == pytest.approx(2.0)  # debiased: no pull towards 0 at the start
+    # (0.9 * 0.1 * 2 + 0.1 * 1) / (1 - 0.9**2)
+    assert smoothed[1] == pytest.approx((0.18 + 0.1) / 0.19)
+
+
+def test_ema_passes_nan_through_without_poisoning_later_values():
+    smoothed = ema([1.0, NAN, 1.0], 0.5)
+    assert math.isnan(smoothed[1])
+    assert smoothed[2] == pytest.approx(1.0)
+
+
+def test_compare_runs_draws_one_labelled_line_per_run_with_raw_values():
+    runs = {"plain-20": make_history(1.9), "resnet-20": make_history(1.4)}
+    fig = compare_runs(runs)
+    lines = lines_by_label(fig)
+    assert list(lines) == ["plain-20", "resnet-20"]
+    for label, history in runs.items():
+        np.testing.assert_allclose(lines[label].get_xdata(), np.arange(1, 13))
+        np.testing.assert_allclose(lines[label].get_ydata(), history.step_loss)
+    legend_texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend_texts == ["plain-20", "resnet-20"]
+    assert "step" in fig.axes[0].get_xlabel()
+
+
+def test_compare_runs_smoothing_changes_the_curve_but_keeps_its_first_value():
+    history = make_history()
+    y = lines_by_label(compare_runs({"run": history}, smooth=0.8))["run"].get_ydata()
+    np.testing.assert_allclose(y, ema(history.step_loss, 0.8))
+    assert not np.allclose(y, history.step_loss)
+    assert y[0] == pytest.approx(history.step_loss[0])
+
+
+def test_compare_runs_shows_accuracy_and_error_in_percent():
+    history = make_history()
+    fig = compare_runs({"run": history}, metric="val_acc")
+    np.testing.assert_allclose(lines_by_label(fig)["run"].get_ydata(), [25.0, 33.0, 38.0])
+    assert "%" in fig.axes[0].get_ylabel()
+    assert fig.axes[0].get_xlabel() == "epoch"
+    fig = compare_runs({"run": history}, metric="train_error")
+    np.testing.assert_allclose(lines_by_label(fig)["run"].get_ydata(), [82.0, 70.0, 59.0])
+
+
+def test_compare_runs_logy_sets_a_log_scale():
+    assert compare_runs({"run": make_history()}, logy=True).axes[0].get_yscale() == "log"
+    assert compare_runs({"run": make_history()}).axes[0].get_yscale() == "linear"
+
+
+def test_epoch_metric_by_step_sits_at_the_steps_where_epochs_end():
+    fig = compare_runs({"run": make_history()}, metric="train_loss", by="step")
+    np.testing.assert_allclose(lines_by_label(fig)["run"].get_xdata(), [4, 8, 12])
+    fig = compare_runs({"run": make_history()}, metric="step_loss", by="epoch")
+    np.testing.assert_allclose(lines_by_label(fig)["run"].get_xdata()[[0, -1]], [0.25, 3.0])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"metric": "accuracy"}, "val_error"),  # the message lists the valid metrics
+    ({"smooth": 1.0}, "[0, 1)"),
+    ({"smooth": -0.1}, "[0, 1)"),
+    ({"by": "batch"}, "'step' or 'epoch'"),
+])
+def test_compare_runs_rejects_bad_arguments_with_helpful_messages(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        compare_runs({"run": make_history()}, **kwargs)
+
+
+def test_compare_runs_rejects_an_empty_dict():
+    with pytest.raises(ValueError, match="runs is empty"):
+        compare_runs({})
+
+
+def test_compare_runs_skips_runs_without_validation_and_says_so():
+    runs = {"with val": make_history(), "no val": make_history(validation=False)}
+    ax = compare_runs(runs, metric="val_acc").axes[0]
+    assert list(lines_by_label(ax.figure)) == ["with val"]
+    assert "no val" in ax.get_legend().get_title().get_text()
+
+    ax = compare_runs({"no val": make_history(validation=False)}, metric="val_loss").axes[0]
+    assert ax.get_lines() == []
+    assert "no val" in ax.texts[0].get_text()
+
+
+def test_compare_runs_draws_into_given_axes():
+    fig, (left, right) = plt.subplots(1, 2)
+    returned = compare_runs({"run": make_history()}, metric="train_acc", ax=right)
+    assert returned is fig
+    assert len(right.get_lines()) == 1 and len(left.get_lines()) == 0
+
+
+def test_plot_history_has_three_labelled_panels():
+    fig = plot_history(make_history(), title="ResNet-20")
+    loss_ax, acc_ax, lr_ax = fig.axes
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel()
+    assert "%" in acc_ax.get_ylabel()
+    assert fig._suptitle.get_text() == "ResNet-20"
+    labels = [line.get_label() for line in loss_ax.get_lines()]
+    assert len(labels) == 4 and "validation" in labels  # raw, smoothed, train per epoch, validation
+    epoch_line = loss_ax.get_lines()[2]
+    np.testing.assert_allclose(epoch_line.get_xdata(), [4, 8, 12])
+    np.testing.assert_allclose(acc_ax.get_lines()[0].get_ydata(), [18.0, 30.0, 41.0])
+    assert lr_ax.get_yscale() == "log"  # a step decay 0.1 -> 0.01
+
+
+def test_plot_history_without_validation_draws_no_validation_lines():
+    fig = plot_history(make_history(validation=False))
+    assert all(line.get_label() != "validation" for ax in fig.axes for line in ax.get_lines())
+
+
+def test_plot_history_of_an_empty_history_says_to_train_first():
+    with pytest.raises(ValueError, match="fit"):
+        plot_history(History())
+
+
+def test_show_images_titles_are_class_names():
+    images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    fig = show_images(images, labels=torch.tensor([0, 3, 5, 9, 1]), ncols=3)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["airplane", "cat", "dog", "truck", "automobile", ""]  # 2 rows of 3, one empty
+
+
+def test_show_images_marks_wrong_predictions_red():
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    fig = show_images(images, labels=[3, 5, 8], predictions=[3, 3, 8])
+    assert [ax.get_title() for ax in fig.axes] == ["cat / cat", "dog / cat", "ship / ship"]
+    colours = [ax.title.get_color() for ax in fig.axes]
+    assert to_rgba(colours[1]) == to_rgba("red")
+    assert to_rgba(colours[0]) != to_rgba("red") and to_rgba(colours[2]) != to_rgba("red")
+
+
+def test_show_images_denormalises_normalised_floats_and_keeps_unit_floats():
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    expected = images.permute(0, 2, 3, 1).float().numpy() / 255
+    for given in (images, normalize(images), images.float() / 255):
+        fig = show_images(given)
+        shown = np.stack([ax.get_images()[0].get_array() for ax in fig.axes])
+        np.testing.assert_allclose(shown, expected, atol=1e-5)
+
+
+def test_show_images_refuses_more_than_64_images():
+    with pytest.raises(ValueError, match=r"images\[:64\]"):
+        show_images(torch.zeros(65, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_confusion_matrix_annotations_are_counts_or_row_percentages():
+    cm = torch.tensor([[8, 2], [1, 3]])
+    classes = ("cat", "dog")
+    ax = plot_confusion_matrix(cm, classes=classes, normalize=False).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["8", "2", "1", "3"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog"]
+    assert ax.get_ylabel() == "true class" and ax.get_xlabel() == "predicted class"
+
+    fig = plot_confusion_matrix(cm, classes=classes)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["80", "20", "25", "75"]
+    assert len(fig.axes) == 2  # the heat map and its colour bar
+
+
+def test_confusion_matrix_of_the_wrong_size_says_how_to_fix_it():
+    with pytest.raises(ValueError, match="classes="):
+        plot_confusion_matrix(np.eye(3))
+
+
+def test_widget_falls_back_to_a_static_figure_without_jupyter(capsys):
+    result = compare_runs_widget({"run": make_history()})
+    assert isinstance(result, Figure)
+    assert "no Jupyter front end" in capsys.readouterr().out
+
+
+def test_widget_is_a_vbox_when_forced():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    assert isinstance(compare_runs_widget({"run": make_history()}, force_widget=True), ipywidgets.VBox)
+
+
+def test_widget_picks_up_new_runs_and_redraws_on_every_control():
+    pytest.importorskip("ipywidgets")
+    runs = {"plain-20": make_history(1.9)}
+    comparison = RunComparison(runs)
+    assert comparison.run_select.options == ("plain-20",)
+    assert list(lines_by_label(comparison.figure)) == ["plain-20"]
+
+    runs["resnet-20"] = make_history(1.4)  # a run finished after the widget was made
+    comparison.refresh()
+    assert comparison.run_select.options == ("plain-20", "resnet-20")
+    assert comparison.run_select.value == ("plain-20", "resnet-20")
+
+    comparison.run_select.value = ("resnet-20",)
+    assert list(lines_by_label(comparison.figure)) == ["resnet-20"]
+    runs["resnet-56"] = make_history(1.3)
+    comparison.redraw()  # a redraw also re-reads the dict; the deselected run stays deselected
+    assert comparison.run_select.value == ("resnet-20", "resnet-56")
+
+    comparison.metric_select.value = "val_acc"
+    assert "accuracy" in comparison.figure.axes[0].get_ylabel()
+    comparison.smooth_slider.value = 0.5
+    np.testing.assert_allclose(lines_by_label(comparison.figure)["resnet-20"].get_ydata(),
+                               100 * ema([0.25, 0.33, 0.38], 0.5))
+    comparison.logy_toggle.value = True
+    assert comparison.figure.axes[0].get_yscale() == "log"
+
+
+def test_widget_with_no_run_selected_draws_nothing():
+    pytest.importorskip("ipywidgets")
+    comparison = RunComparison({"run": make_history()})
+    comparison.run_select.value = ()
+    assert comparison.figure is None
+    assert len(plt.get_fignums()) == 0  # the previous figure was closed, not leaked
+
+
+def test_widget_rejects_an_unknown_metric():
+    with pytest.raises(ValueError, match="step_loss"):
+        compare_runs_widget({"run": make_history()}, metric="loss")
+
+
+def test_metric_labels_cover_every_metric():
+    from course_utils.training import METRICS
+
+    assert set(plotting.METRIC_LABELS) == set(METRICS)

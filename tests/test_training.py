@@ -1,0 +1,172 @@
+"""course_utils.training: fit, evaluate, History, on real CIFAR-10 subsets."""
+
+import math
+
+import pytest
+import torch
+
+from course_utils.data import TensorLoader
+from course_utils.models import cifar_resnet, resnet18
+from course_utils.training import History, TrainingDiverged, evaluate, fit, pick_device, seed_everything
+
+
+def small_model(seed=0):
+    seed_everything(seed)
+    return resnet18(width=4)
+
+
+def loaders(tiny, batch_size=64):
+    train = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=batch_size, seed=0)
+    test = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=50, augment=False, shuffle=False)
+    return train, test
+
+
+def sgd(model, lr=0.05):
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+
+
+def test_pick_device_prints_its_choice(capsys):
+    device = pick_device()
+    assert device.type in ("cuda", "mps", "cpu")
+    assert "because" in capsys.readouterr().out
+
+
+def test_fit_records_steps_and_epochs_and_learns(tiny):
+    model = small_model()
+    train, test = loaders(tiny)
+    history = fit(model, train, epochs=3, optimizer=sgd(model), val_loader=test, progress=False)
+    assert len(history.step_loss) == len(history.step_lr) == 3 * len(train)
+    for column in ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s"):
+        assert len(getattr(history, column)) == 3
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert 0 <= history.val_acc[-1] <= 1
+    assert history.config["model"]["name"] == "resnet18" and history.config["batch_size"] == 64
+    assert history.meta["device"].startswith("cpu") and history.meta["torch"] == str(torch.__version__)
+    # The recorded validation numbers are what evaluate() says about the final model.
+    result = evaluate(model, test)
+    assert result.accuracy == pytest.approx(history.val_acc[-1])
+    assert result.loss == pytest.approx(history.val_loss[-1], rel=1e-5)
+
+
+def test_fit_is_deterministic_on_cpu(tiny):
+    runs = []
+    for _ in range(2):
+        model = small_model(seed=3)
+        train, _ = loaders(tiny)
+        runs.append(fit(model, train, epochs=2, optimizer=sgd(model), progress=False).step_loss)
+    assert runs[0] == runs[1]
+
+
+def test_step_lr_is_stepped_per_epoch_and_one_cycle_per_step(tiny):
+    model = small_model()
+    train, _ = loaders(tiny)  # 4 steps per epoch
+    optimizer = sgd(model, lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.1)
+    history = fit(model, train, epochs=2, optimizer=optimizer, scheduler=scheduler, progress=False)
+    assert history.step_lr == pytest.approx([0.1] * 4 + [0.01] * 4)
+
+    model = small_model()
+    optimizer = sgd(model, lr=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=8)
+    history = fit(model, train, epochs=2, optimizer=optimizer, scheduler=scheduler,
+                  scheduler_interval="step", progress=False)
+    assert len(set(history.step_lr)) == 8  # a new rate every step
+    assert max(history.step_lr) == pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="'epoch' or 'step'"):
+        fit(model, train, epochs=1, optimizer=optimizer, scheduler_interval="batch")
+
+
+def test_keyboard_interrupt_returns_the_history_so_far(tiny, tmp_path):
+    model = small_model()
+    train, _ = loaders(tiny)
+
+    class InterruptedLoader:
+        """Yields one epoch, then part of the next, then simulates Ctrl-C."""
+
+        batch_size = 64
+
+        def __init__(self):
+            self.calls = 0
+
+        def __len__(self):
+            return len(train)
+
+        def __iter__(self):
+            self.calls += 1
+            for index, batch in enumerate(train):
+                if self.calls == 2 and index == 2:
+                    raise KeyboardInterrupt
+                yield batch
+
+    path = tmp_path / "run.pt"
+    history = fit(model, InterruptedLoader(), epochs=5, optimizer=sgd(model), checkpoint_path=path, progress=False)
+    assert history.epochs_done == 1
+    assert len(history.step_loss) == len(train) + 2
+    from course_utils.checkpoint import load_checkpoint
+
+    assert load_checkpoint(path, small_model()).epoch == 1  # the last complete epoch
+
+
+def test_nan_loss_stops_with_a_message_naming_the_step(tiny):
+    model = small_model()
+    train, _ = loaders(tiny)
+
+    def loss_that_explodes(logits, labels):
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        return loss * float("inf") if len(history_steps) >= 2 else loss
+
+    history_steps = []
+    optimizer = sgd(model)
+    optimizer.register_step_post_hook(lambda *args: history_steps.append(1))
+    with pytest.raises(TrainingDiverged, match=r"step 3 \(epoch 1\).*Lower the learning rate") as raised:
+        fit(model, train, epochs=1, optimizer=optimizer, loss_fn=loss_that_explodes, progress=False)
+    assert len(raised.value.history.step_loss) == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not applied
+
+
+def test_evaluate_confusion_matrix_and_per_class_accuracy(tiny):
+    model = small_model()
+    _, test = loaders(tiny)
+    model.train()
+    result = evaluate(model, test)
+    assert model.training  # mode restored
+    cm = result.confusion_matrix
+    assert cm.shape == (10, 10) and int(cm.sum()) == 100
+    assert cm.sum(dim=1).tolist() == [10] * 10  # rows are true classes of the balanced subset
+    assert result.accuracy == pytest.approx(int(cm.diag().sum()) / 100)
+    torch.testing.assert_close(result.per_class_accuracy, cm.diag() / 10.0)
+
+
+def test_evaluate_uses_eval_mode_batchnorm(tiny):
+    # In eval mode BatchNorm uses running statistics, so a batch's result does not depend on the
+    # other images in the batch.
+    model = small_model()
+    images = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=100, augment=False, shuffle=False)
+    one_by_one = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=1, augment=False, shuffle=False)
+    assert evaluate(model, images).loss == pytest.approx(evaluate(model, one_by_one).loss, rel=1e-4)
+
+
+def test_bf16_and_channels_last_run_on_cpu(tiny):
+    model = small_model()
+    train, test = loaders(tiny)
+    history = fit(model, train, epochs=1, optimizer=sgd(model), val_loader=test, amp=True,
+                  channels_last=True, progress=False)
+    assert history.config["amp_bf16"] and history.config["channels_last"]
+    assert math.isfinite(history.train_loss[0]) and math.isfinite(history.val_loss[0])
+
+
+def test_history_json_round_trip_with_nan(tmp_path, tiny):
+    model = cifar_resnet(8)
+    train, _ = loaders(tiny, batch_size=128)
+    history = fit(model, train, epochs=1, optimizer=sgd(model), progress=False, config={"note": "test"})
+    path = history.save_json(tmp_path / "records" / "run.json")
+    loaded = History.load_json(path)
+    assert loaded.step_loss == history.step_loss
+    assert math.isnan(loaded.val_acc[0])  # no validation loader
+    assert loaded.config["note"] == "test" and loaded.meta["mode"] == history.meta["mode"]
+    assert loaded.metric("train_error") == [1 - history.train_acc[0]]
+    with pytest.raises(ValueError, match="unknown metric"):
+        loaded.metric("accuracy")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not a readable run record"):
+        History.load_json(tmp_path / "bad.json")
