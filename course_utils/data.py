@@ -182,10 +182,11 @@ def subset(images: torch.Tensor, labels: torch.Tensor, size: int, *, seed: int =
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32, scaled to [0, 1] then standardised with CIFAR-10's mean/std."""
-    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
+    """uint8 (N, 3, H, W) -> float32 standardised with CIFAR-10's mean/std (in [0, 1] units)."""
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device).view(1, 3, 1, 1) * 255
+    inverse_std = 1 / (torch.tensor(CIFAR10_STD, device=images.device).view(1, 3, 1, 1) * 255)
+    # In place on the fresh float copy: one pass less over memory than (x / 255 - mean) / std.
+    return images.float().sub_(mean).mul_(inverse_std)
 
 
 def denormalize(images: torch.Tensor) -> torch.Tensor:
@@ -202,19 +203,20 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     zero-pad 4 pixels on each side, cut a 32x32 window at a uniformly random offset (0..8 in
     each direction), and mirror half of the images. ``generator`` is a CPU generator.
     """
-    n, _, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+    n, channels, height, width = images.shape
+    padded_width = width + 2 * padding
+    padded = F.pad(images, (padding, padding, padding, padding)).view(n, channels, -1)
     offset_y = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
     offset_x = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
     flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
 
     rows = offset_y[:, None] + torch.arange(height, device=images.device)  # (n, height)
     cols = offset_x[:, None] + torch.arange(width, device=images.device)  # (n, width)
-    # A flipped image reads its columns right to left.
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    batch_index = torch.arange(n, device=images.device)[:, None, None, None]
-    channel_index = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
-    return padded[batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)  # a flipped image reads right to left
+    # One gather over flattened pixels does crop and flip together (several times faster on a
+    # CPU than indexing with four broadcast index tensors).
+    pixel = (rows[:, :, None] * padded_width + cols[:, None, :]).view(n, 1, height * width)
+    return padded.gather(2, pixel.expand(n, channels, height * width)).view(n, channels, height, width)
 
 
 class TensorLoader:
