@@ -78,3 +78,17 @@ class ArticleResNet18(nn.Module):
         x = self.blocks(x)
         x = torch.flatten(self.avgpool(x), 1)
         return self.fc(x)
+
+
+def article_block_stack(num_blocks: int = 3, width: int = 16, num_classes: int = 10) -> nn.Sequential:
+    """A small CIFAR network made of the article's residual blocks, to train against
+    ``ResNet(BasicBlock, [num_blocks], stem="cifar", width=width)``: same stem, depth and head."""
+    return nn.Sequential(
+        nn.Conv2d(3, width, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(),
+        *[ArticleResidualBlock(width, width) for _ in range(num_blocks)],
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, num_classes),
+    )

@@ -40,15 +40,21 @@ class RunSpec:
     schedule: str  # "constant", "step" (the article's StepLR) or "multistep" (the paper's)
 
 
-def build_named_model(name: str, width: int | None = None) -> nn.Module:
+def build_named_model(name: str, width: int | None = None, zero_init_residual: bool = False) -> nn.Module:
     """``"plain-56"`` -> ``plain_net(56)``, ``"resnet-20"`` -> ``cifar_resnet(20)``,
-    ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 and 50)."""
+    ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 and 50).
+
+    ``zero_init_residual`` applies to the residual networks only: a plain block whose last
+    BatchNorm scale is zero would output zeros, not its input.
+    """
     match = re.fullmatch(r"(plain|resnet)-(\d+)", name)
     if match:
         family, depth = match.group(1), int(match.group(2))
-        return models.plain_net(depth) if family == "plain" else models.cifar_resnet(depth)
+        if family == "plain":
+            return models.plain_net(depth)
+        return models.cifar_resnet(depth, zero_init_residual=zero_init_residual)
     if name in ("resnet18", "resnet34", "resnet50"):
-        return models.build_model(name, stem="cifar", width=width or 64)
+        return models.build_model(name, stem="cifar", width=width or 64, zero_init_residual=zero_init_residual)
     raise ValueError(f"unknown model name {name!r}; use 'plain-D' or 'resnet-D' (D = 6n + 2, "
                      f"e.g. 20, 56), or resnet18 / resnet34 / resnet50")
 
@@ -133,7 +139,7 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
               progress: bool = True) -> History:
     """Train one run of an experiment (SGD with momentum and weight decay, cross-entropy loss)."""
     seed_everything(seed)
-    model = build_named_model(spec.model, settings.width)
+    model = build_named_model(spec.model, settings.width, settings.zero_init_residual)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
     scheduler = make_scheduler(optimizer, settings, spec.schedule)

@@ -364,3 +364,19 @@ def _in_jupyter_front_end() -> bool:
     shell = get_ipython()
     # Colab's shell subclasses ZMQInteractiveShell, so look through the class's ancestors too.
     return shell is not None and any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
+
+
+def plot_gradient_norms(norms: dict[str, dict[str, float]], ax: Axes | None = None) -> Figure:
+    """Gradient norm of each convolution, input to output, one line per network (log scale).
+
+    ``norms``: network label -> ``analysis.gradient_norms(...)`` result.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for label, per_layer in norms.items():
+        ax.plot(range(1, len(per_layer) + 1), list(per_layer.values()), marker="o", markersize=3, label=label)
+    ax.set(xlabel="convolution layer (1 = next to the input)", ylabel="gradient norm ||dL/dW|| (log scale)",
+           yscale="log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    return ax.figure

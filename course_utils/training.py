@@ -56,6 +56,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def measure_training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 5,
+                           device: torch.device | str | None = None) -> float:
+    """Training images per second of ``model`` on one batch (forward, backward, SGD step).
+
+    One warm-up step is not timed. The model is trained for ``steps`` steps on the batch, so
+    pass a throw-away model (this measures speed, not learning).
+    """
+    device = torch.device(device) if device is not None else _model_device(model)
+    model.to(device).train()
+    images, labels = images.to(device), labels.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        loss = nn.functional.cross_entropy(model(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: first-call allocations and kernel selection
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps * len(images) / (time.perf_counter() - start)
+
+
 @dataclass
 class History:
     """What a training run recorded; saved as a JSON run record.
@@ -85,6 +114,14 @@ class History:
     def steps_per_epoch(self) -> float:
         """Steps per completed epoch (for plotting epochs on a step axis)."""
         return len(self.step_loss) / max(self.epochs_done, 1)
+
+    def final_loss(self, last_steps: int = 10) -> float:
+        """Training loss at the end of the run: the mean of the last ``last_steps`` step losses
+        (one step's loss is noisy: it depends on the batch)."""
+        if not self.step_loss:
+            raise ValueError("this History has no steps yet")
+        tail = self.step_loss[-last_steps:]
+        return sum(tail) / len(tail)
 
     def metric(self, name: str) -> list[float]:
         """A recorded series by name; ``train_error`` / ``val_error`` are ``1 - accuracy``."""

@@ -267,3 +267,13 @@ def test_metric_labels_cover_every_metric():
     from course_utils.training import METRICS
 
     assert set(plotting.METRIC_LABELS) == set(METRICS)
+
+
+def test_plot_gradient_norms_draws_one_log_scale_line_per_network():
+    norms = {"plain": {"conv1": 10.0, "conv2": 1.0, "conv3": 0.1}, "residual": {"conv1": 1.0, "conv2": 1.0, "conv3": 1.0}}
+    fig = plotting.plot_gradient_norms(norms)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert [line.get_label() for line in ax.get_lines()] == ["plain", "residual"]
+    assert list(ax.get_lines()[0].get_ydata()) == [10.0, 1.0, 0.1]
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
