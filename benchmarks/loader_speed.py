@@ -9,27 +9,11 @@ The TensorLoader: pad-4 crop + flip + normalise as whole-batch tensor operations
 """
 
 import argparse
-import time
 
 import torch
 
-from course_utils.data import TensorLoader, article_loader, load_cifar10
+from course_utils.data import TensorLoader, article_loader, load_cifar10, measure_loader_speed
 from course_utils.training import describe_device
-
-
-def images_per_second(loader, seconds: float) -> float:
-    """Run through ``loader`` (restarting it as needed) for about ``seconds``; warm-up excluded."""
-    iterator = iter(loader)
-    next(iterator)  # warm-up: starts workers, first allocations
-    images, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        try:
-            batch, _ = next(iterator)
-        except StopIteration:
-            iterator = iter(loader)
-            continue
-        images += len(batch)
-    return images / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -39,10 +23,10 @@ def main() -> None:
 
     data = load_cifar10()
     print(f"device: {describe_device('cpu')}, torch {torch.__version__}")
-    article = images_per_second(article_loader(data.train_images, data.train_labels, batch_size=8, num_workers=2),
-                                args.seconds)
+    article_pipeline = article_loader(data.train_images, data.train_labels, batch_size=8, num_workers=2)
+    article = measure_loader_speed(article_pipeline, args.seconds)
     print(f"article pipeline (PIL, batch 8, 2 workers): {article:,.0f} images/s")
-    tensor = images_per_second(TensorLoader(data.train_images, data.train_labels, batch_size=128), args.seconds)
+    tensor = measure_loader_speed(TensorLoader(data.train_images, data.train_labels, batch_size=128), args.seconds)
     print(f"TensorLoader (batched crop + flip, batch 128): {tensor:,.0f} images/s")
     print(f"speed-up: {tensor / article:.0f}x")
 

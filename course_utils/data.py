@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -273,6 +274,22 @@ class TensorLoader:
             if self.augment:
                 images = random_crop_flip(images, generator)
             yield normalize(images), self.labels[index]
+
+
+def measure_loader_speed(loader: Iterable, seconds: float = 5.0) -> float:
+    """Images per second that ``loader`` delivers, iterating (and restarting) it for about
+    ``seconds``. The first batch is not timed: it includes starting workers."""
+    iterator = iter(loader)
+    next(iterator)
+    images, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        try:
+            batch, _ = next(iterator)
+        except StopIteration:
+            iterator = iter(loader)
+            continue
+        images += len(batch)
+    return images / (time.perf_counter() - start)
 
 
 def article_transform():

@@ -52,7 +52,7 @@ SETTINGS: dict[str, dict[str, Settings]] = {
     "degradation": {
         "smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1, zero_init_residual=True,
                           models=("plain-20", "plain-56", "resnet-20", "resnet-56")),
-        "quick": Settings(train_size=2048, test_size=1000, epochs=4, batch_size=128, lr=0.1, zero_init_residual=True,
+        "quick": Settings(train_size=2048, test_size=500, epochs=3, batch_size=128, lr=0.1, zero_init_residual=True,
                           models=("plain-20", "plain-56", "resnet-20", "resnet-56")),
         "full": Settings(train_size=None, test_size=None, epochs=164,
                          models=("plain-20", "plain-56", "resnet-20", "resnet-56"), **_PAPER_CIFAR),
@@ -82,6 +82,15 @@ SETTINGS: dict[str, dict[str, Settings]] = {
                           weight_decay=5e-4, lr_milestones=(1 / 3, 2 / 3), width=16, models=("resnet18",)),
         "full": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.05,
                          weight_decay=5e-4, lr_milestones=(1 / 3, 2 / 3), width=64, models=("resnet18",)),
+    },
+    # Notebook 06: one ResNet18 to save, load, test and resume (constant LR).
+    "save-load": {
+        "smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.05,
+                          weight_decay=5e-4, width=8, models=("resnet18",)),
+        "quick": Settings(train_size=2048, test_size=1000, epochs=3, batch_size=128, lr=0.05,
+                          weight_decay=5e-4, width=16, models=("resnet18",)),
+        "full": Settings(train_size=None, test_size=None, epochs=15, batch_size=128, lr=0.05,
+                         weight_decay=5e-4, width=64, models=("resnet18",)),
     },
     # Notebook 07: test error against depth, plain vs residual, and ResNet18/34/50 (CIFAR stem).
     "depth": {

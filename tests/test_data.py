@@ -202,3 +202,9 @@ def test_export_image_folder_round_trips_and_never_overwrites(tmp_path, tiny):
     with pytest.raises(FileExistsError):
         data.export_image_folder(tiny.test_images[12:14], tiny.test_labels[:2], tmp_path)
     assert paths[0].read_bytes() == before
+
+
+def test_measure_loader_speed_counts_images_over_restarts(tiny):
+    loader = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=50, augment=False)
+    speed = data.measure_loader_speed(loader, seconds=0.2)
+    assert speed > 100  # 100 images per pass: far more than one pass happens in 0.2 s

@@ -42,4 +42,4 @@ def test_describe_prints_mode_device_and_sizes(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "mode: quick (from COURSE_MODE" in out
     assert "device: " in out
-    assert "degradation: train_size=2,048, test_size=1,000, epochs=4" in out
+    assert "degradation: train_size=2,048, test_size=500, epochs=3" in out

@@ -7,7 +7,8 @@ import torch
 
 from course_utils.data import TensorLoader
 from course_utils.models import cifar_resnet, resnet18
-from course_utils.training import History, TrainingDiverged, evaluate, fit, pick_device, seed_everything
+from course_utils.training import (History, TrainingDiverged, evaluate, fit, measure_training_speed, pick_device,
+                                   seed_everything)
 
 
 def small_model(seed=0):
@@ -170,3 +171,21 @@ def test_history_json_round_trip_with_nan(tmp_path, tiny):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="bad.json is not a readable run record"):
         History.load_json(tmp_path / "bad.json")
+
+
+def test_measure_training_speed_trains_and_reports_images_per_second(tiny):
+    model = small_model()
+    images = TensorLoader(tiny.train_images[:32], tiny.train_labels[:32], batch_size=32, augment=False)
+    batch, labels = next(iter(images))
+    before = model.fc.weight.detach().clone()
+    speed = measure_training_speed(model, batch, labels, steps=2)
+    assert speed > 0
+    assert not torch.equal(before, model.fc.weight)  # it really took optimiser steps
+
+
+def test_final_loss_is_the_mean_of_the_last_steps():
+    history = History(step_loss=[5.0, 4.0, 3.0, 2.0, 1.0])
+    assert history.final_loss(last_steps=2) == 1.5
+    assert history.final_loss(last_steps=10) == 3.0
+    with pytest.raises(ValueError, match="no steps"):
+        History().final_loss()
