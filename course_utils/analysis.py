@@ -55,3 +55,76 @@ def layer_table(model: nn.Module, x: torch.Tensor, depth: int = 1) -> list[tuple
     for name, kind, shape, parameters in rows:
         print(f"{name:<16}{kind:<18}{str(shape):<22}{parameters:>12,}")
     return rows
+
+
+def lesion_study(model: nn.Module, loader, device: torch.device | str | None = None) -> dict[str, float]:
+    """Test accuracy with one block at a time removed (Veit et al. 2016, "Residual Networks Behave
+    Like Ensembles of Relatively Shallow Networks").
+
+    Removing a block keeps only its skip path: ``relu(shortcut(x))``, that is the input itself
+    where shapes match, or the parameter-free option-A shortcut (subsample + zero channels) where
+    they change. A residual block's output already contains that path; a plain block has none,
+    so for it this is the closest thing to "nothing". Returns ``{block name: accuracy}`` (0-1),
+    blocks in order from input to output, plus ``"none removed"`` first.
+    """
+    from course_utils.models import BasicBlock, Bottleneck, ZeroPadShortcut
+    from course_utils.training import evaluate
+
+    def skip_path(block):
+        shortcut = block.downsample
+        if shortcut is None and (block.conv1.stride != (1, 1) or block.conv1.in_channels != block.bn2.num_features):
+            # A plain block that changes shape: use the parameter-free option-A shortcut.
+            shortcut = ZeroPadShortcut(block.conv1.in_channels, block.bn2.num_features, block.conv1.stride[0])
+        return lambda module, inputs, output: torch.relu(inputs[0] if shortcut is None else shortcut(inputs[0]))
+
+    results = {"none removed": evaluate(model, loader, device=device).accuracy}
+    for name, block in model.named_modules():
+        if isinstance(block, (BasicBlock, Bottleneck)):
+            handle = block.register_forward_hook(skip_path(block))  # a hook's return value replaces the output
+            try:
+                results[name] = evaluate(model, loader, device=device).accuracy
+            finally:
+                handle.remove()
+    return results
+
+
+def filter_normalized_direction(model: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random direction in weight space, scaled filter by filter to the weights' own size (Li et
+    al. 2018, "Visualizing the Loss Landscape of Neural Nets"), so that nets of different scales
+    can be compared. Convolution and linear weights only; BatchNorm parameters and biases get 0."""
+    generator = torch.Generator().manual_seed(seed)
+    direction = {}
+    for name, parameter in model.named_parameters():
+        if parameter.dim() <= 1:
+            direction[name] = torch.zeros_like(parameter)
+            continue
+        random = torch.randn(parameter.shape, generator=generator).to(parameter.device)
+        # One "filter" = one output channel (dim 0): give it the norm of the matching weights.
+        weight_norms = parameter.detach().flatten(1).norm(dim=1)
+        random_norms = random.flatten(1).norm(dim=1)
+        scale = (weight_norms / (random_norms + 1e-10)).view(-1, *[1] * (parameter.dim() - 1))
+        direction[name] = random * scale
+    return direction
+
+
+def loss_along_direction(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                         direction: dict[str, torch.Tensor], steps: torch.Tensor) -> list[float]:
+    """Cross-entropy on ``(images, labels)`` with the weights moved to ``w + step * direction``, for
+    each step (e.g. ``torch.linspace(-1, 1, 21)``). Eval mode (BatchNorm's running statistics), no
+    gradients; the model's weights are restored afterwards."""
+    original = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    was_training = model.training
+    model.eval()
+    losses = []
+    try:
+        with torch.no_grad():
+            for step in steps.tolist():
+                for name, parameter in model.named_parameters():
+                    parameter.copy_(original[name] + step * direction[name])
+                losses.append(nn.functional.cross_entropy(model(images), labels).item())
+    finally:
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                parameter.copy_(original[name])
+        model.train(was_training)
+    return losses

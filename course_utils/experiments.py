@@ -24,6 +24,9 @@ from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
 from course_utils.training import History, fit, pick_device, seed_everything
 
+# He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
+PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
+
 DESCRIPTIONS = {
     "degradation": "plain vs residual networks of depth 20 and 56, same data and schedule (notebook 01)",
     "lr-decay": "ResNet18 with a constant learning rate vs the article's StepLR decay (notebook 05)",
@@ -98,13 +101,15 @@ def run_experiment(
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
+    keep_models: dict[str, nn.Module] | None = None,
 ) -> dict[str, History]:
     """Train every run of ``experiment`` in the active mode; return ``{label: History}``.
 
     Every run starts from the same seed, so runs of the same architecture share their initial
     weights, and all runs see the same data in the same order. With ``out_dir``, each run record
     is written there as ``<experiment>__<label>.json``; existing records are never replaced
-    unless ``overwrite=True``. ``only`` restricts the runs to the given labels.
+    unless ``overwrite=True``. ``only`` restricts the runs to the given labels. Pass a dict as
+    ``keep_models`` to get the trained models too (label -> model), e.g. to look inside them.
     """
     mode = current_mode()
     settings = get_settings(experiment, mode)
@@ -127,7 +132,10 @@ def run_experiment(
     runs = {}
     for spec in specs:
         print(f"--- {spec.label} ---")
-        history = train_run(spec, settings, data, device=device, seed=seed, progress=progress)
+        model = build_model_for(spec, settings, seed)
+        history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
+        if keep_models is not None:
+            keep_models[spec.label] = model
         history.config.update(experiment=experiment, run=spec.label, command=command)
         if spec.label in paths:
             history.save_json(paths[spec.label])
@@ -135,11 +143,21 @@ def run_experiment(
     return runs
 
 
-def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
-              progress: bool = True) -> History:
-    """Train one run of an experiment (SGD with momentum and weight decay, cross-entropy loss)."""
+def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:
+    """The freshly initialised model of a run: seeded, so equal architectures start equal."""
     seed_everything(seed)
-    model = build_named_model(spec.model, settings.width, settings.zero_init_residual)
+    return build_named_model(spec.model, settings.width, settings.zero_init_residual)
+
+
+def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
+              progress: bool = True, model: nn.Module | None = None) -> History:
+    """Train one run of an experiment (SGD with momentum and weight decay, cross-entropy loss).
+
+    ``model``: the network to train (default: ``build_model_for(spec, settings, seed)``).
+    """
+    if model is None:
+        model = build_model_for(spec, settings, seed)
+    seed_everything(seed)  # the same random state for every run, whoever built the model
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
     scheduler = make_scheduler(optimizer, settings, spec.schedule)

@@ -96,7 +96,7 @@ SETTINGS: dict[str, dict[str, Settings]] = {
     "depth": {
         "smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1, width=8,
                           zero_init_residual=True, models=("plain-20", "resnet-20", "resnet18")),
-        "quick": Settings(train_size=1024, test_size=1000, epochs=3, batch_size=128, lr=0.1, width=16,
+        "quick": Settings(train_size=1024, test_size=500, epochs=3, batch_size=128, lr=0.1, width=16,
                           zero_init_residual=True,
                           models=("plain-20", "plain-32", "plain-44", "plain-56",
                                   "resnet-20", "resnet-32", "resnet-44", "resnet-56")),

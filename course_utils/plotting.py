@@ -380,3 +380,52 @@ def plot_gradient_norms(norms: dict[str, dict[str, float]], ax: Axes | None = No
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     return ax.figure
+
+
+def plot_error_vs_depth(runs: dict[str, History], paper: dict[int, float] | None = None,
+                        ax: Axes | None = None) -> Figure:
+    """Final test error (%) against depth, one line per family (runs labelled ``"plain-D"`` /
+    ``"resnet-D"``), with ``paper`` ({depth: error %}, e.g. He et al.'s Table 6) drawn alongside."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for family, style in (("plain", "o-"), ("resnet", "s-")):
+        points = sorted((int(label.split("-")[1]), 100 * (1 - history.val_acc[-1]))
+                        for label, history in runs.items() if label.startswith(family + "-"))
+        if points:
+            ax.plot(*zip(*points), style, label=f"{family} (this run)")
+    if paper:
+        ax.plot(list(paper), list(paper.values()), "k^--", label="ResNet, He et al. 2016 Table 6")
+    ax.set(xlabel="depth (weighted layers)", ylabel="test error (%)")
+    ax.legend()
+    return ax.figure
+
+
+def plot_lesion(results: dict[str, dict[str, float]], ax: Axes | None = None) -> Figure:
+    """Test accuracy (%) with one block removed, by the block's position, one line per network.
+
+    ``results``: network label -> ``analysis.lesion_study(...)``; its ``"none removed"`` entry
+    becomes a dashed line of the same colour.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for label, accuracies in results.items():
+        removed = {name: acc for name, acc in accuracies.items() if name != "none removed"}
+        line, = ax.plot(range(1, len(removed) + 1), [100 * acc for acc in removed.values()], "o-", label=label)
+        ax.axhline(100 * accuracies["none removed"], color=line.get_color(), linestyle="--", linewidth=1,
+                   label=f"{label}, nothing removed")
+    ax.set(xlabel="removed block (1 = next to the input)", ylabel="test accuracy (%)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend()
+    return ax.figure
+
+
+def plot_loss_slices(steps: Sequence[float], losses: dict[str, Sequence[float]], ax: Axes | None = None) -> Figure:
+    """Loss along one filter-normalised direction (``analysis.loss_along_direction``), one line per network."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for label, values in losses.items():
+        ax.plot(list(steps), list(values), marker="o", markersize=3, label=label)
+    ax.set(xlabel="step along the direction (0 = trained weights)", ylabel="loss (cross-entropy, log scale)",
+           yscale="log")
+    ax.legend()
+    return ax.figure

@@ -1,5 +1,6 @@
 """course_utils.article (the blog's network, defects included) and course_utils.analysis."""
 
+import pytest
 import torch
 import torchvision
 from torch import nn
@@ -56,3 +57,40 @@ def test_layer_table_lists_called_layers_with_shapes(capsys):
     assert rows[0] == ("conv1", "Conv2d", (1, 64, 32, 32), 9_472)
     assert rows[-1][2] == (1, 10)
     assert "output shape" in capsys.readouterr().out
+
+
+def test_lesion_study_removes_each_block_once_and_restores_the_model(tiny):
+    from course_utils.data import TensorLoader
+
+    loader = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=100, augment=False, shuffle=False)
+    model = models.cifar_resnet(8, zero_init_residual=True).eval()  # every block starts as the identity
+    results = analysis.lesion_study(model, loader)
+    assert list(results) == ["none removed", "layer1.0", "layer2.0", "layer3.0"]
+    # An identity block with a plain identity skip: removing it changes nothing.
+    assert results["layer1.0"] == results["none removed"]
+    assert not any(block._forward_hooks for block in model.modules())  # hooks removed
+
+    plain = models.plain_net(8)
+    assert len(analysis.lesion_study(plain, loader)) == 4  # shape-changing plain blocks get option A
+
+
+def test_filter_normalized_direction_matches_filter_norms_and_skips_bn():
+    model = models.cifar_resnet(8)
+    direction = analysis.filter_normalized_direction(model, seed=1)
+    weight = model.conv1.weight.detach()
+    torch.testing.assert_close(direction["conv1.weight"].flatten(1).norm(dim=1), weight.flatten(1).norm(dim=1))
+    assert torch.count_nonzero(direction["bn1.weight"]) == 0
+
+
+def test_loss_along_direction_is_the_plain_loss_at_zero_and_restores_weights(tiny):
+    model = models.cifar_resnet(8).eval()
+    images = (tiny.test_images[:20].float() / 255 - 0.5) / 0.25
+    labels = tiny.test_labels[:20]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    direction = analysis.filter_normalized_direction(model)
+    losses = analysis.loss_along_direction(model, images, labels, direction, torch.tensor([-0.5, 0.0, 0.5]))
+    with torch.no_grad():
+        expected = nn.functional.cross_entropy(model(images), labels).item()
+    assert losses[1] == pytest.approx(expected, rel=1e-5)
+    assert losses[0] != losses[1]
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

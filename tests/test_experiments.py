@@ -70,3 +70,12 @@ def test_cli_runs_an_experiment(tmp_path):
     record = History.load_json(tmp_path / "degradation__plain-20.json")
     assert record.config["command"].startswith("python -m course_utils run degradation --mode smoke")
     assert record.epochs_done == 1 and record.meta["mode"] == "smoke"
+
+
+def test_keep_models_returns_the_trained_networks(monkeypatch, cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    kept = {}
+    runs = experiments.run_experiment("depth", data=cifar, progress=False, only=["resnet-20"], keep_models=kept)
+    assert list(kept) == list(runs) == ["resnet-20"]
+    assert kept["resnet-20"].arch["depth"] == 20
+    assert experiments.PAPER_TEST_ERROR[56] == 6.97

@@ -277,3 +277,19 @@ def test_plot_gradient_norms_draws_one_log_scale_line_per_network():
     assert [line.get_label() for line in ax.get_lines()] == ["plain", "residual"]
     assert list(ax.get_lines()[0].get_ydata()) == [10.0, 1.0, 0.1]
     assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
+
+
+def test_depth_lesion_and_slice_plots_draw_what_they_are_given():
+    runs = {"plain-20": History(val_acc=[0.5]), "plain-56": History(val_acc=[0.4]),
+            "resnet-20": History(val_acc=[0.6]), "resnet-56": History(val_acc=[0.7])}
+    ax = plotting.plot_error_vs_depth(runs, paper={20: 8.75, 56: 6.97}).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["plain (this run)"].get_xdata()) == [20, 56]
+    assert list(lines["resnet (this run)"].get_ydata()) == pytest.approx([40.0, 30.0])
+    assert list(lines["ResNet, He et al. 2016 Table 6"].get_ydata()) == [8.75, 6.97]
+
+    ax = plotting.plot_lesion({"resnet": {"none removed": 0.9, "a": 0.8, "b": 0.1}}).axes[0]
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([80.0, 10.0])
+
+    ax = plotting.plot_loss_slices([-1, 0, 1], {"plain": [3.0, 1.0, 4.0]}).axes[0]
+    assert ax.get_yscale() == "log" and list(ax.get_lines()[0].get_ydata()) == [3.0, 1.0, 4.0]
