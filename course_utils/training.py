@@ -209,10 +209,8 @@ def fit(
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
     device = torch.device(device) if device is not None else _model_device(model)
-    use_amp = device.type == "cuda" if amp is None else amp
-    use_channels_last = device.type == "cuda" if channels_last is None else channels_last
+    use_amp, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
-    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
 
     history = history if history is not None else History()
@@ -323,9 +321,7 @@ def evaluate(
     """Loss and accuracy of ``model`` over ``loader``, in eval mode (BatchNorm uses its running
     statistics) and inference mode (no gradients). The model's train/eval mode is restored after."""
     device = torch.device(device) if device is not None else _model_device(model)
-    use_amp = device.type == "cuda" if amp is None else amp
-    use_channels_last = device.type == "cuda" if channels_last is None else channels_last
-    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
+    use_amp, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     was_training = model.training
     model.eval()
@@ -349,6 +345,14 @@ def evaluate(
     total = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
     return Evaluation(loss_sum / total, int(confusion.diag().sum()) / total, per_class, confusion)
+
+
+def _speed_settings(device: torch.device, amp: bool | None, channels_last: bool | None):
+    """bf16 autocast and channels_last: on by default on CUDA (faster there), off elsewhere."""
+    use_amp = device.type == "cuda" if amp is None else amp
+    use_channels_last = device.type == "cuda" if channels_last is None else channels_last
+    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
+    return use_amp, use_channels_last, memory_format
 
 
 def _model_device(model: nn.Module) -> torch.device:
