@@ -231,11 +231,19 @@ class TensorLoader:
     Randomness depends only on ``seed`` and the epoch number, so a run can be repeated or
     resumed exactly: ``fit`` calls ``set_epoch(epoch)`` before each epoch (otherwise each new
     iteration counts as the next epoch).
+
+    Several processes (``torchrun``, DistributedDataParallel): ``batch_size`` is per process.
+    Every process shuffles with the same seed and takes its own slice of each global batch of
+    ``batch_size * world_size`` images, so the processes see disjoint parts of every epoch whose
+    union is the whole epoch, exactly the batches one process with ``batch_size * world_size``
+    would see. ``rank`` and ``world_size`` default to those of the initialised process group.
+    Without ``drop_last``, a last global batch smaller than the number of processes is topped up
+    with the epoch's first images, so that every process gets the same number of batches.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, augment: bool = True,
                  shuffle: bool = True, device: torch.device | str | None = None, seed: int = 0,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, rank: int | None = None, world_size: int | None = None) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be a uint8 tensor (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
@@ -251,15 +259,22 @@ class TensorLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.world_size = world_size if world_size is not None else (
+            torch.distributed.get_world_size() if distributed else 1)
+        self.rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in 0..{self.world_size - 1}, got {self.rank}")
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use the shuffling and augmentation of ``epoch``."""
         self.epoch = epoch
 
     def __len__(self) -> int:
+        global_batch = self.batch_size * self.world_size
         if self.drop_last:
-            return len(self.images) // self.batch_size
-        return -(-len(self.images) // self.batch_size)  # ceiling division
+            return len(self.images) // global_batch
+        return -(-len(self.images) // global_batch)  # ceiling division
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
@@ -268,12 +283,24 @@ class TensorLoader:
             order = torch.randperm(len(self.images), generator=generator).to(self.device)
         else:
             order = torch.arange(len(self.images), device=self.device)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start:start + self.batch_size]
+        global_batch = self.batch_size * self.world_size
+        for start in range(0, len(self) * global_batch, global_batch):
+            index = order[start:start + global_batch]
+            if len(index) < self.world_size:
+                index = torch.cat([index, order[:self.world_size - len(index)]])
             images = self.images[index]
             if self.augment:
+                # Drawn for the whole global batch, so every process draws the same random numbers.
                 images = random_crop_flip(images, generator)
-            yield normalize(images), self.labels[index]
+            mine = slice(*_shard_bounds(len(index), self.rank, self.world_size))
+            yield normalize(images[mine]), self.labels[index[mine]]
+
+
+def _shard_bounds(size: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Start and end of process ``rank``'s part of ``size`` items (parts differ by at most one)."""
+    base, extra = divmod(size, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
 
 
 def measure_loader_speed(loader: Iterable, seconds: float = 5.0) -> float:
@@ -332,12 +359,18 @@ def article_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int =
     """The article's input pipeline: ``article_transform()`` per image, in a ``DataLoader``.
 
     Batches are (batch, 3, 64, 64) floats in [-1, 1]. Incomplete last batches are dropped, as
-    in the article.
+    in the article. Under ``torchrun`` a ``DistributedSampler`` gives each process its part.
     """
+    dataset = TransformedImages(images, labels, article_transform())
+    sampler = None
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Each process loads its own part of every epoch; fit calls sampler.set_epoch(epoch).
+        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=True)
     return torch.utils.data.DataLoader(
-        TransformedImages(images, labels, article_transform()),
+        dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
         drop_last=True,
         generator=torch.Generator().manual_seed(seed),

@@ -22,7 +22,8 @@ from torch import nn
 from course_utils import models
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
-from course_utils.training import History, fit, pick_device, seed_everything
+from course_utils.training import (History, fit, is_distributed, is_main_process, launched_by_torchrun, pick_device,
+                                   seed_everything, start_process_group)
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
@@ -125,19 +126,22 @@ def run_experiment(
         raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
                               f"output folder, or pass overwrite=True (--overwrite) to replace them")
 
-    device = torch.device(device) if device is not None else pick_device()
+    main = is_main_process()  # under torchrun, only process 0 prints and writes records
+    device = torch.device(device) if device is not None else pick_device(verbose=main)
     data = (data if data is not None else load_cifar10()).subset(settings.train_size, settings.test_size, seed)
-    print(f"{experiment} in {mode} mode: {format_settings(settings)}")
+    if main:
+        print(f"{experiment} in {mode} mode: {format_settings(settings)}")
 
     runs = {}
     for spec in specs:
-        print(f"--- {spec.label} ---")
+        if main:
+            print(f"--- {spec.label} ---")
         model = build_model_for(spec, settings, seed)
         history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
         if keep_models is not None:
             keep_models[spec.label] = model
         history.config.update(experiment=experiment, run=spec.label, command=command)
-        if spec.label in paths:
+        if spec.label in paths and main:
             history.save_json(paths[spec.label])
         runs[spec.label] = history
     return runs
@@ -216,6 +220,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.mode is not None:
         os.environ["COURSE_MODE"] = args.mode  # so every record states the mode it ran in
+    if launched_by_torchrun() and not is_distributed():
+        start_process_group()
+    try:
+        return _run_command(args, argv)
+    finally:
+        if is_distributed():
+            torch.distributed.destroy_process_group()
+
+
+def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     mode = current_mode()
     from course_utils.data import REPO_DATA_DIR
 
@@ -227,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not is_main_process():
+        return 0
     for label, history in runs.items():
         print(f"{label}: final train error {1 - history.train_acc[-1]:.2%}, "
               f"test error {1 - history.val_acc[-1]:.2%}, {history.meta['wall_seconds']:.0f} s")

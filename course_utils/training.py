@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 HISTORY_FORMAT = "course_utils.History/1"
@@ -188,6 +189,7 @@ def fit(
     history: History | None = None,
     progress: bool = True,
     config: dict | None = None,
+    sync_batchnorm: bool = False,
 ) -> History:
     """Train ``model`` until ``epochs`` epochs are done; return the ``History``.
 
@@ -202,6 +204,12 @@ def fit(
         checkpoint_path: if given, a checkpoint is written (atomically) after every epoch.
         history: a History to continue (from ``load_checkpoint``); training resumes at its epoch.
         config: extra facts to store in ``history.config`` (the experiment, the data size...).
+        sync_batchnorm: with several processes, compute BatchNorm statistics over the global batch
+            (``nn.SyncBatchNorm``; PyTorch supports it on GPUs only).
+
+    Under ``torchrun`` (an initialised process group) the model is wrapped in
+    DistributedDataParallel; losses and accuracies are averaged over all processes, so every
+    process records the same History, and only process 0 shows progress and writes checkpoints.
 
     Ctrl-C (KeyboardInterrupt) stops after the current step and returns the History so far; the
     last checkpoint stays the last complete epoch. A NaN/inf loss raises ``TrainingDiverged``.
@@ -212,6 +220,14 @@ def fit(
     use_amp, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     model.to(device=device, memory_format=memory_format)
+    if launched_by_torchrun() and not is_distributed():
+        start_process_group()
+    distributed = is_distributed()
+    if distributed and sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    # The wrapper averages gradients across processes during backward(); `model` stays the plain one.
+    trained = _wrap_distributed(model, device) if distributed else model
+    main = is_main_process()
 
     history = history if history is not None else History()
     history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, use_amp,
@@ -220,23 +236,25 @@ def fit(
     start_epoch = history.epochs_done
     started = time.perf_counter()
 
-    bar = _progress_bar(total=(epochs - start_epoch) * _len_or_none(train_loader), enabled=progress)
+    bar = _progress_bar(total=(epochs - start_epoch) * _len_or_none(train_loader), enabled=progress and main)
     try:
         for epoch in range(start_epoch, epochs):
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)
+            elif hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)  # a DataLoader with a DistributedSampler
             model.train()
             epoch_start = time.perf_counter()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
-            seen = 0
+            seen = torch.zeros((), device=device, dtype=torch.int64)
             for images, labels in train_loader:
                 images = images.to(device, non_blocking=True, memory_format=memory_format)
                 labels = labels.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    logits = model(images)
+                    logits = trained(images)
                     loss = loss_fn(logits, labels)
-                loss_value = loss.item()
+                loss_value = _global_mean(loss.detach()).item() if distributed else loss.item()
                 lr = optimizer.param_groups[0]["lr"]
                 history.step_loss.append(loss_value)
                 history.step_lr.append(lr)
@@ -259,7 +277,7 @@ def fit(
                 seen += len(labels)
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}",
-                                img_per_s=f"{seen / (time.perf_counter() - epoch_start):.0f}")
+                                img_per_s=f"{int(seen) / (time.perf_counter() - epoch_start):.0f}")
 
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
@@ -272,6 +290,10 @@ def fit(
                 val_loss, val_acc = result.loss, result.accuracy
             else:
                 val_loss = val_acc = float("nan")
+            if distributed:
+                for total in (loss_sum, correct, seen):
+                    dist.all_reduce(total)  # sums over processes: the whole epoch's numbers
+            seen = int(seen)
             history.train_loss.append((loss_sum / max(seen, 1)).item())
             history.train_acc.append(correct.item() / max(seen, 1))
             history.val_loss.append(val_loss)
@@ -279,15 +301,17 @@ def fit(
             history.epoch_seconds.append(seconds)
             history.images_per_s.append(seen / seconds)
             history.meta["wall_seconds"] = history.meta.get("wall_seconds", 0.0) + seconds
-            bar.write(_epoch_line(history, epochs))
+            if main:
+                bar.write(_epoch_line(history, epochs))
 
-            if checkpoint_path is not None:
+            if checkpoint_path is not None and main:
                 from course_utils.checkpoint import save_checkpoint  # late: checkpoint imports History
 
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
     except KeyboardInterrupt:
-        bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
-                  f"and {len(history.step_loss)} steps.")
+        if main:
+            bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
+                      f"and {len(history.step_loss)} steps.")
     finally:
         bar.close()
     history.meta["fit_seconds"] = time.perf_counter() - started
@@ -341,10 +365,53 @@ def evaluate(
     model.train(was_training)
     if confusion is None:
         raise ValueError("the loader gave no batches; nothing to evaluate")
+    if getattr(loader, "world_size", 1) > 1:  # each process saw its own part of the data
+        totals = torch.cat([confusion.flatten().double(), torch.tensor([loss_sum], device=device, dtype=torch.float64)])
+        dist.all_reduce(totals)
+        confusion = totals[:-1].round().long().view_as(confusion)
+        loss_sum = totals[-1].item()
     confusion = confusion.cpu()
     total = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
     return Evaluation(loss_sum / total, int(confusion.diag().sum()) / total, per_class, confusion)
+
+
+def is_distributed() -> bool:
+    """True inside a process group (e.g. started by ``torchrun``)."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def launched_by_torchrun() -> bool:
+    """True in a process started by ``torchrun`` (it sets RANK and WORLD_SIZE)."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def start_process_group() -> None:
+    """Join the process group ``torchrun`` set up: NCCL between GPUs, gloo between CPU processes."""
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
+
+
+def is_main_process() -> bool:
+    """True for process 0, or when there is only one process: the one that prints and writes files."""
+    return not is_distributed() or dist.get_rank() == 0
+
+
+def _wrap_distributed(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type != "cuda":
+        return DistributedDataParallel(model)
+    return DistributedDataParallel(model, device_ids=[device.index if device.index is not None else torch.cuda.current_device()])
+
+
+def _global_mean(value: torch.Tensor) -> torch.Tensor:
+    value = value.clone()
+    dist.all_reduce(value)
+    return value / dist.get_world_size()
 
 
 def _speed_settings(device: torch.device, amp: bool | None, channels_last: bool | None):
