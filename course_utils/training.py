@@ -210,6 +210,8 @@ def fit(
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel; losses and accuracies are averaged over all processes, so every
     process records the same History, and only process 0 shows progress and writes checkpoints.
+    Create the loaders after the process group exists (``training.start_process_group()``), so
+    that each process loads its own part of the data.
 
     Ctrl-C (KeyboardInterrupt) stops after the current step and returns the History so far; the
     last checkpoint stays the last complete epoch. A NaN/inf loss raises ``TrainingDiverged``.
@@ -236,7 +238,9 @@ def fit(
     start_epoch = history.epochs_done
     started = time.perf_counter()
 
-    bar = _progress_bar(total=(epochs - start_epoch) * _len_or_none(train_loader), enabled=progress and main)
+    steps_per_epoch = _len_or_none(train_loader)  # None for a loader without len(): a bar without total
+    total_steps = (epochs - start_epoch) * steps_per_epoch if steps_per_epoch is not None else None
+    bar = _progress_bar(total=total_steps, enabled=progress and main)
     try:
         for epoch in range(start_epoch, epochs):
             if hasattr(train_loader, "set_epoch"):

@@ -189,3 +189,11 @@ def test_final_loss_is_the_mean_of_the_last_steps():
     assert history.final_loss(last_steps=10) == 3.0
     with pytest.raises(ValueError, match="no steps"):
         History().final_loss()
+
+
+def test_fit_accepts_a_loader_without_len(tiny):
+    model = small_model()
+    train, _ = loaders(tiny)
+    batches = (batch for batch in train)  # a generator has no len()
+    history = fit(model, batches, epochs=1, optimizer=sgd(model), progress=True)
+    assert len(history.step_loss) == len(train)
