@@ -220,13 +220,31 @@ def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: 
     return padded.gather(2, pixel.expand(n, channels, height * width)).view(n, channels, height, width)
 
 
+def cutout_mask(n: int, height: int, width: int, size: int, generator: torch.Generator,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Where Cutout (DeVries & Taylor 2017) blanks each of ``n`` images: a bool (n, 1, H, W) mask.
+
+    Each image gets one ``size`` x ``size`` square centred on a uniformly random pixel; near an
+    edge the square is clipped, as in the paper, so less than ``size**2`` pixels may be covered.
+    Apply it to normalised images with ``masked_fill_(mask, 0)``: 0 is the data set's mean colour.
+    """
+    top = torch.randint(0, height, (n,), generator=generator).to(device) - size // 2
+    left = torch.randint(0, width, (n,), generator=generator).to(device) - size // 2
+    rows = torch.arange(height, device=device)
+    cols = torch.arange(width, device=device)
+    inside_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)  # (n, height)
+    inside_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)  # (n, width)
+    return (inside_rows[:, :, None] & inside_cols[:, None, :]).unsqueeze(1)
+
+
 class TensorLoader:
     """Batches of ``(images, labels)`` made from tensors already in memory (the course's default).
 
     The uint8 data set is moved to ``device`` once; every batch is then indexed, augmented
     (random crop with 4-pixel padding + horizontal flip) and normalised there as whole-batch tensor
     operations: no per-image Python, no worker processes. Images come out float32, normalised,
-    shape (batch, 3, 32, 32); labels int64.
+    shape (batch, 3, 32, 32); labels int64. ``cutout=16`` also blanks a random 16x16 square of
+    every training image (``cutout_mask``); it needs ``augment=True``.
 
     Randomness depends only on ``seed`` and the epoch number, so a run can be repeated or
     resumed exactly: ``fit`` calls ``set_epoch(epoch)`` before each epoch (otherwise each new
@@ -243,13 +261,20 @@ class TensorLoader:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int, augment: bool = True,
                  shuffle: bool = True, device: torch.device | str | None = None, seed: int = 0,
-                 drop_last: bool = False, rank: int | None = None, world_size: int | None = None) -> None:
+                 drop_last: bool = False, rank: int | None = None, world_size: int | None = None,
+                 cutout: int = 0) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be a uint8 tensor (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(cutout, int) or not 0 <= cutout <= min(images.shape[-2:]):
+            raise ValueError(f"cutout must be a square size in pixels from 0 (off) to {min(images.shape[-2:])}, "
+                             f"got {cutout!r}; the Cutout paper uses 16 for CIFAR-10")
+        if cutout and not augment:
+            raise ValueError("cutout is an augmentation: use it with augment=True (not for test images)")
+        self.cutout = cutout
         self.device = torch.device(device) if device is not None else images.device
         self.images = images.to(self.device)
         self.labels = labels.to(self.device)
@@ -293,7 +318,12 @@ class TensorLoader:
                 # Drawn for the whole global batch, so every process draws the same random numbers.
                 images = random_crop_flip(images, generator)
             mine = slice(*_shard_bounds(len(index), self.rank, self.world_size))
-            yield normalize(images[mine]), self.labels[index[mine]]
+            batch = normalize(images[mine])
+            if self.cutout:
+                height, width = images.shape[-2:]
+                mask = cutout_mask(len(index), height, width, self.cutout, generator, self.device)
+                batch.masked_fill_(mask[mine], 0.0)
+            yield batch, self.labels[index[mine]]
 
 
 def _shard_bounds(size: int, rank: int, world_size: int) -> tuple[int, int]:

@@ -13,7 +13,7 @@ import argparse
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -32,7 +32,23 @@ DESCRIPTIONS = {
     "degradation": "plain vs residual networks of depth 20 and 56, same data and schedule (notebook 01)",
     "lr-decay": "ResNet18 with a constant learning rate vs the article's StepLR decay (notebook 05)",
     "depth": "test error against depth: plain and residual 20-110 layers, ResNet18/34/50 (notebook 07)",
+    "fast-ablation": "the fast recipe's tricks switched on one at a time, ResNet18 (notebook 08)",
+    "fast": "ResNet18 with the whole fast recipe (benchmarks/fast_resnet18.py, notebook 08)",
+    "laptop": "ResNet18 width 16 on all of CIFAR-10 in under 15 minutes on 2 CPU cores (notebook 08)",
 }
+
+# The ablation of notebook 08: each step keeps the previous ones and switches one more trick on.
+ABLATION: tuple[tuple[str, dict], ...] = (
+    ("course default", {}),
+    ("+ channels_last", {"channels_last": True}),
+    ("+ bf16 autocast", {"amp": True}),
+    ("+ one-cycle LR", {"schedule": "one-cycle", "warmup_fraction": 0.2}),
+    ("+ label smoothing", {"label_smoothing": 0.1}),
+    ("+ Nesterov", {"nesterov": True}),
+    ("+ flip TTA", {"flip_tta": True}),
+    ("+ cutout 16", {"cutout": 16}),
+    ("+ torch.compile", {"compile": True}),  # only where the settings ask for it (see modes.SETTINGS)
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +57,12 @@ class RunSpec:
 
     label: str
     model: str  # e.g. "plain-56", "resnet-20", "resnet18"
-    schedule: str  # "constant", "step" (the article's StepLR) or "multistep" (the paper's)
+    schedule: str  # "constant", "step" (the article's StepLR), "multistep" (the paper's) or "one-cycle"
+    changes: tuple[tuple[str, object], ...] = ()  # settings this run changes, e.g. (("nesterov", True),)
+
+    def settings(self, settings: Settings) -> Settings:
+        """The experiment's settings with this run's changes applied."""
+        return replace(settings, **dict(self.changes))
 
 
 def build_named_model(name: str, width: int | None = None, zero_init_residual: bool = False) -> nn.Module:
@@ -71,16 +92,34 @@ def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:
             RunSpec(f"{name} constant LR", name, "constant"),
             RunSpec(f"{name} StepLR", name, "step"),
         )]
-    return [RunSpec(name, name, "multistep" if settings.lr_milestones else "constant")
+    if experiment == "fast-ablation":
+        specs, changes = [], {}
+        for label, change in ABLATION:
+            if "compile" in change and not settings.compile:
+                continue  # compiling costs about a minute on a CPU: only where the mode asks for it
+            changes = {**changes, **change}
+            specs.append(RunSpec(label, settings.models[0], changes.get("schedule", "constant"),
+                                 tuple(changes.items())))
+        return specs
+    return [RunSpec(name, name, settings.schedule or ("multistep" if settings.lr_milestones else "constant"))
             for name in settings.models]
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedule: str):
-    """The per-epoch learning-rate schedule of a run (None for a constant LR).
+def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedule: str,
+                   steps_per_epoch: int | None = None):
+    """The learning-rate schedule of a run (None for a constant LR).
 
     ``step``: the article's ``StepLR(step_size, gamma=0.1)`` with its step of 10 epochs (of 30)
     scaled to the run's length. ``multistep``: the paper's division by 10 at the given fractions.
+    Both are stepped once per epoch. ``one-cycle``: ``one_cycle_factor`` times the LR, stepped
+    once per optimiser step (``schedule_interval``), so it needs ``steps_per_epoch``.
     """
+    if schedule == "one-cycle":
+        if not steps_per_epoch:
+            raise ValueError("the one-cycle schedule is set per step: pass steps_per_epoch (len(train_loader))")
+        total = settings.epochs * steps_per_epoch
+        warmup = round(settings.warmup_fraction * total)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: one_cycle_factor(step, total, warmup))
     milestones = sorted({max(1, round(fraction * settings.epochs)) for fraction in settings.lr_milestones})
     if schedule == "constant" or not milestones:
         return None
@@ -88,7 +127,26 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedul
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=milestones[0], gamma=0.1)
     if schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    raise ValueError(f"unknown schedule {schedule!r}; use 'constant', 'step' or 'multistep'")
+    raise ValueError(f"unknown schedule {schedule!r}; use 'constant', 'step', 'multistep' or 'one-cycle'")
+
+
+def schedule_interval(schedule: str) -> str:
+    """How often ``fit`` steps the scheduler of ``schedule``: "step" (one-cycle) or "epoch"."""
+    return "step" if schedule == "one-cycle" else "epoch"
+
+
+def one_cycle_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """The LR multiplier at optimiser step ``step`` (0-based) of a triangular one-cycle schedule.
+
+    It rises linearly to 1 over the first ``warmup_steps`` steps, then falls linearly towards 0,
+    reaching 1 / (total - warmup) at the last step (Smith 2018, "super-convergence"; airbench and
+    the DAWNBench ResNet-9 use this shape). With ``warmup_steps=0`` it is a plain linear decay.
+    A short run needs every step to count: a high LR early to move fast, a near-zero LR at the
+    end to settle into the minimum it found.
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(total_steps - step, 1) / max(total_steps - warmup_steps, 1)
 
 
 def run_experiment(
@@ -103,6 +161,7 @@ def run_experiment(
     progress: bool = True,
     command: str | None = None,
     keep_models: dict[str, nn.Module] | None = None,
+    overrides: dict | None = None,
 ) -> dict[str, History]:
     """Train every run of ``experiment`` in the active mode; return ``{label: History}``.
 
@@ -111,9 +170,17 @@ def run_experiment(
     is written there as ``<experiment>__<label>.json``; existing records are never replaced
     unless ``overwrite=True``. ``only`` restricts the runs to the given labels. Pass a dict as
     ``keep_models`` to get the trained models too (label -> model), e.g. to look inside them.
+    ``overrides`` changes settings of the mode for this call, e.g. ``{"epochs": 1}``; the records
+    store them under ``config["overrides"]``.
     """
     mode = current_mode()
     settings = get_settings(experiment, mode)
+    if overrides:
+        unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown} in overrides; settings are: "
+                             f"{', '.join(Settings.__dataclass_fields__)}")
+        settings = replace(settings, **overrides)
     specs = run_specs(experiment, settings)
     if only is not None:
         unknown = sorted(set(only) - {spec.label for spec in specs})
@@ -140,7 +207,7 @@ def run_experiment(
         history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
         if keep_models is not None:
             keep_models[spec.label] = model
-        history.config.update(experiment=experiment, run=spec.label, command=command)
+        history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {})
         if spec.label in paths and main:
             history.save_json(paths[spec.label])
         runs[spec.label] = history
@@ -149,30 +216,37 @@ def run_experiment(
 
 def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:
     """The freshly initialised model of a run: seeded, so equal architectures start equal."""
+    settings = spec.settings(settings)
     seed_everything(seed)
     return build_named_model(spec.model, settings.width, settings.zero_init_residual)
 
 
 def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
               progress: bool = True, model: nn.Module | None = None) -> History:
-    """Train one run of an experiment (SGD with momentum and weight decay, cross-entropy loss).
+    """Train one run of an experiment: SGD with momentum and weight decay, cross-entropy loss,
+    and whichever fast-training options ``settings`` (with the run's changes) switch on.
 
     ``model``: the network to train (default: ``build_model_for(spec, settings, seed)``).
     """
     if model is None:
         model = build_model_for(spec, settings, seed)
+    settings = spec.settings(settings)
     seed_everything(seed)  # the same random state for every run, whoever built the model
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                                weight_decay=settings.weight_decay)
-    scheduler = make_scheduler(optimizer, settings, spec.schedule)
+                                weight_decay=settings.weight_decay, nesterov=settings.nesterov)
     train_loader = TensorLoader(data.train_images, data.train_labels, batch_size=settings.batch_size,
-                                device=device, seed=seed)
+                                device=device, seed=seed, cutout=settings.cutout)
     test_loader = TensorLoader(data.test_images, data.test_labels, batch_size=500, augment=False,
                                shuffle=False, device=device)
+    scheduler = make_scheduler(optimizer, settings, spec.schedule, steps_per_epoch=len(train_loader))
     return fit(model, train_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
-               val_loader=test_loader, device=device, progress=progress,
+               scheduler_interval=schedule_interval(spec.schedule), val_loader=test_loader, device=device,
+               amp=settings.amp, channels_last=settings.channels_last, compile=settings.compile,
+               flip_tta=settings.flip_tta, loss_fn=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
+               progress=progress,
                config={"model_name": spec.model, "schedule": spec.schedule, "seed": seed,
-                       "test_images": len(data.test_images)})
+                       "test_images": len(data.test_images), "label_smoothing": settings.label_smoothing,
+                       "warmup_fraction": settings.warmup_fraction})
 
 
 def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[str, History]:

@@ -190,6 +190,9 @@ def fit(
     progress: bool = True,
     config: dict | None = None,
     sync_batchnorm: bool = False,
+    compile: bool = False,
+    flip_tta: bool = False,
+    time_limit: float | None = None,
 ) -> History:
     """Train ``model`` until ``epochs`` epochs are done; return the ``History``.
 
@@ -206,6 +209,12 @@ def fit(
         config: extra facts to store in ``history.config`` (the experiment, the data size...).
         sync_batchnorm: with several processes, compute BatchNorm statistics over the global batch
             (``nn.SyncBatchNorm``; PyTorch supports it on GPUs only).
+        compile: train through ``torch.compile(model)``. The first steps are slow (compiling
+            takes seconds to minutes); it pays off only for long runs. ``model`` itself stays
+            the plain module, so checkpoints and ``evaluate`` are unchanged.
+        flip_tta: validate with test-time flip averaging (see ``evaluate``).
+        time_limit: stop after the step that brings this call's training time past this many
+            seconds; the partial epoch is recorded and ``history.meta["stopped"]`` says why.
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel; losses and accuracies are averaged over all processes, so every
@@ -229,11 +238,13 @@ def fit(
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     # The wrapper averages gradients across processes during backward(); `model` stays the plain one.
     trained = _wrap_distributed(model, device) if distributed else model
+    if compile:
+        trained = torch.compile(trained)
     main = is_main_process()
 
     history = history if history is not None else History()
     history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, use_amp,
-                                      use_channels_last, config))
+                                      use_channels_last, compile, flip_tta, config))
     history.meta.update(_run_meta(device))
     start_epoch = history.epochs_done
     started = time.perf_counter()
@@ -241,6 +252,8 @@ def fit(
     steps_per_epoch = _len_or_none(train_loader)  # None for a loader without len(): a bar without total
     total_steps = (epochs - start_epoch) * steps_per_epoch if steps_per_epoch is not None else None
     bar = _progress_bar(total=total_steps, enabled=progress and main)
+    training_seconds = 0.0  # of this call, for time_limit
+    out_of_time = False
     try:
         for epoch in range(start_epoch, epochs):
             if hasattr(train_loader, "set_epoch"):
@@ -282,15 +295,20 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}",
                                 img_per_s=f"{int(seen) / (time.perf_counter() - epoch_start):.0f}")
+                if time_limit is not None and training_seconds + time.perf_counter() - epoch_start >= time_limit:
+                    out_of_time = True
+                    break
 
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - epoch_start
+            training_seconds += seconds
 
             if val_loader is not None:
-                result = evaluate(model, val_loader, device=device, amp=use_amp, channels_last=use_channels_last)
+                result = evaluate(model, val_loader, device=device, amp=use_amp, channels_last=use_channels_last,
+                                  flip_tta=flip_tta)
                 val_loss, val_acc = result.loss, result.accuracy
             else:
                 val_loss = val_acc = float("nan")
@@ -312,6 +330,9 @@ def fit(
                 from course_utils.checkpoint import save_checkpoint  # late: checkpoint imports History
 
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
+            if out_of_time:
+                history.meta["stopped"] = f"time limit of {time_limit:g} s reached during epoch {epoch + 1}"
+                break
     except KeyboardInterrupt:
         if main:
             bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
@@ -345,9 +366,15 @@ def evaluate(
     device: torch.device | str | None = None,
     amp: bool | None = None,
     channels_last: bool | None = None,
+    flip_tta: bool = False,
 ) -> Evaluation:
     """Loss and accuracy of ``model`` over ``loader``, in eval mode (BatchNorm uses its running
-    statistics) and inference mode (no gradients). The model's train/eval mode is restored after."""
+    statistics) and inference mode (no gradients). The model's train/eval mode is restored after.
+
+    ``flip_tta``: test-time augmentation by horizontal flip. Each image is classified as it is
+    and mirrored, and the two logit vectors are averaged: a mirrored cat is still a cat, and the
+    two views' errors partly cancel. It costs a second forward pass.
+    """
     device = torch.device(device) if device is not None else _model_device(model)
     use_amp, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
@@ -360,6 +387,8 @@ def evaluate(
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(images)
+                if flip_tta:
+                    logits = (logits + model(images.flip(3))) / 2  # dim 3 = width: a left-right mirror
             loss_sum += loss_fn(logits.float(), labels).item()
             num_classes = logits.shape[1]
             if confusion is None:
@@ -453,7 +482,7 @@ def _epoch_line(history: History, epochs: int) -> str:
     return line + f", {history.epoch_seconds[-1]:.1f} s, {history.images_per_s[-1]:.0f} images/s"
 
 
-def _run_config(model, loader, optimizer, scheduler, epochs, amp, channels_last, extra) -> dict:
+def _run_config(model, loader, optimizer, scheduler, epochs, amp, channels_last, compile, flip_tta, extra) -> dict:
     group = optimizer.param_groups[0]
     config = {
         "model": getattr(model, "arch", {"name": type(model).__name__}),
@@ -464,10 +493,14 @@ def _run_config(model, loader, optimizer, scheduler, epochs, amp, channels_last,
         "optimizer": type(optimizer).__name__,
         "lr": group.get("initial_lr", group["lr"]),
         "momentum": group.get("momentum"),
+        "nesterov": group.get("nesterov"),
         "weight_decay": group.get("weight_decay"),
         "scheduler": type(scheduler).__name__ if scheduler is not None else None,
         "amp_bf16": amp,
         "channels_last": channels_last,
+        "compile": compile,
+        "flip_tta": flip_tta,
+        "cutout": getattr(loader, "cutout", None),
     }
     config.update(extra or {})
     return config

@@ -1,0 +1,139 @@
+"""The fast recipe's pieces (notebook 08): Cutout, the one-cycle schedule, flip-TTA, bf16 on a CPU,
+the time limit, the ablation's runs and the laptop experiment."""
+
+import pytest
+import torch
+
+from course_utils import experiments
+from course_utils.data import TensorLoader, cutout_mask
+from course_utils.modes import get_settings
+from course_utils.models import resnet18
+from course_utils.training import evaluate, fit, seed_everything
+
+
+def test_cutout_masks_are_clipped_squares_at_uniform_centres():
+    size, n = 16, 20_000
+    masks = cutout_mask(n, 32, 32, size, torch.Generator().manual_seed(0))[:, 0]
+    rows, cols = masks.any(dim=2), masks.any(dim=1)  # (n, 32): which rows / columns are touched
+    # Each mask is exactly the product of one run of rows and one run of columns.
+    assert torch.equal(masks, rows[:, :, None] & cols[:, None, :])
+    for touched in (rows, cols):
+        lengths = touched.sum(dim=1)
+        first = touched.float().argmax(dim=1)
+        last = 31 - touched.flip(1).float().argmax(dim=1)
+        assert torch.equal(lengths, last - first + 1)  # one unbroken run
+        # Centre c uniform in 0..31 -> the run covers max(c - 8, 0) .. min(c + 8, 32) - 1.
+        expected = torch.tensor([min(c + size // 2, 32) - max(c - size // 2, 0) for c in range(32)])
+        assert lengths.float().mean() == pytest.approx(expected.float().mean(), rel=0.01)
+        assert lengths.max() == size and lengths.min() == size // 2
+        # Every pixel position is covered about as often as the uniform centre predicts.
+        coverage = touched.float().mean(dim=0)
+        predicted = torch.tensor([sum(max(c - 8, 0) <= p < min(c + 8, 32) for c in range(32)) / 32 for p in range(32)])
+        assert (coverage - predicted).abs().max() < 0.02
+
+
+def test_loader_cutout_blanks_to_the_mean_colour_and_only_with_augmentation(tiny):
+    plain = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=64, seed=3)
+    cut = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=64, seed=3, cutout=16)
+    (images, labels), (cut_images, cut_labels) = next(iter(plain)), next(iter(cut))
+    assert torch.equal(labels, cut_labels)
+    changed = (images != cut_images).any(dim=1)  # (64, 32, 32)
+    assert torch.all(cut_images.permute(1, 0, 2, 3)[:, changed] == 0)  # blanked = 0 after normalising
+    assert 64 * 64 <= changed.sum() <= 64 * 256  # between a quarter square and a whole one per image
+    with pytest.raises(ValueError, match="augment=True"):
+        TensorLoader(tiny.test_images, tiny.test_labels, batch_size=50, augment=False, cutout=16)
+    with pytest.raises(ValueError, match="from 0 \\(off\\) to 32"):
+        TensorLoader(tiny.train_images, tiny.train_labels, batch_size=64, cutout=40)
+
+
+def lr_curve(settings, steps_per_epoch):
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
+    scheduler = experiments.make_scheduler(optimizer, settings, "one-cycle", steps_per_epoch=steps_per_epoch)
+    curve = []
+    for _ in range(settings.epochs * steps_per_epoch):
+        curve.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return torch.tensor(curve)
+
+
+def test_one_cycle_rises_to_the_peak_then_falls_linearly_to_near_zero():
+    settings = get_settings("laptop", "quick")  # lr 0.1, warm-up 20%
+    curve = lr_curve(settings, steps_per_epoch=100)
+    total, warmup = len(curve), round(0.2 * len(curve))
+    peak = int(curve.argmax())
+    assert curve.max() == pytest.approx(settings.lr) and peak == warmup - 1
+    assert torch.all(curve[1:peak + 1] > curve[:peak]) and torch.all(curve[peak + 2:] < curve[peak + 1:-1])
+    assert curve[0] == pytest.approx(settings.lr / warmup)
+    assert curve[-1] == pytest.approx(settings.lr / (total - warmup))
+    # Both halves are straight lines: constant differences.
+    for part in (curve[:warmup], curve[warmup:]):
+        steps = part.diff()
+        assert torch.allclose(steps, steps[0].expand_as(steps), atol=1e-7)
+
+    from dataclasses import replace
+
+    linear = lr_curve(replace(settings, warmup_fraction=0.0, epochs=1), steps_per_epoch=50)
+    assert linear[0] == pytest.approx(settings.lr) and torch.all(linear.diff() < 0)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        experiments.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), settings,
+                                   "one-cycle")
+
+
+def test_flip_tta_equals_averaging_the_two_forward_passes(tiny):
+    seed_everything(0)
+    model = resnet18(width=4)
+    model.train()
+    for images, _ in TensorLoader(tiny.train_images, tiny.train_labels, batch_size=128):
+        model(images)  # give BatchNorm running statistics that are not the identity
+    model.eval()
+    test = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=50, augment=False, shuffle=False)
+    with torch.no_grad():
+        logits = torch.cat([(model(x) + model(torch.flip(x, dims=[3]))) / 2 for x, _ in test])
+    loss = torch.nn.functional.cross_entropy(logits, tiny.test_labels).item()
+    accuracy = (logits.argmax(dim=1) == tiny.test_labels).float().mean().item()
+    result = evaluate(model, test, flip_tta=True)
+    assert result.loss == pytest.approx(loss, rel=1e-5) and result.accuracy == pytest.approx(accuracy)
+    plain = evaluate(model, test)
+    assert plain.loss != pytest.approx(loss, rel=1e-5)  # the flip does change the answer
+
+
+def test_bf16_channels_last_training_runs_on_a_cpu_and_the_time_limit_stops_it(tiny):
+    seed_everything(0)
+    model = resnet18(width=4)
+    train = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=32, cutout=8)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    history = fit(model, train, epochs=50, optimizer=optimizer, amp=True, channels_last=True, progress=False,
+                  loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=0.1), time_limit=1.0)
+    assert history.config["amp_bf16"] and history.config["channels_last"] and history.config["nesterov"]
+    assert history.config["cutout"] == 8
+    assert history.epochs_done < 50 and "time limit of 1 s" in history.meta["stopped"]
+    assert all(torch.isfinite(torch.tensor(history.step_loss)))
+    assert 1.0 <= history.meta["wall_seconds"] < 10
+
+
+def test_ablation_switches_one_trick_on_per_run():
+    specs = experiments.run_specs("fast-ablation", get_settings("fast-ablation", "quick"))
+    labels = [label for label, _ in experiments.ABLATION]
+    assert [spec.label for spec in specs] == labels[:-1]  # no torch.compile on a CPU budget
+    assert specs[0].changes == () and specs[0].schedule == "constant"
+    for before, after in zip(specs, specs[1:]):
+        # Each run keeps every earlier change and adds at least one.
+        assert set(before.changes) < set(after.changes)
+    assert specs[-1].schedule == "one-cycle" and dict(specs[-1].changes)["cutout"] == 16
+    full = experiments.run_specs("fast-ablation", get_settings("fast-ablation", "full"))
+    assert full[-1].label == "+ torch.compile"
+
+
+def test_laptop_run_records_the_recipe_and_rejects_unknown_overrides(tmp_path, monkeypatch, cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    runs = experiments.run_experiment("laptop", out_dir=tmp_path, data=cifar, progress=False,
+                                      overrides={"epochs": 2})
+    history = runs["resnet18"]
+    config = history.config
+    assert config["nesterov"] and config["flip_tta"] and config["label_smoothing"] == 0.1
+    assert config["schedule"] == "one-cycle" and config["overrides"] == {"epochs": 2} and history.epochs_done == 2
+    assert history.step_lr[-1] < 0.2 * max(history.step_lr)  # decayed towards zero
+    assert (tmp_path / "laptop__resnet18.json").exists()
+    with pytest.raises(ValueError, match="unknown setting"):
+        experiments.run_experiment("laptop", data=cifar, progress=False, overrides={"epoch": 2})
