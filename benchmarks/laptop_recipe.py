@@ -30,12 +30,11 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ["COURSE_MODE"] = args.mode  # before course_utils reads it
-    from course_utils.experiments import load_runs, run_experiment
+    from course_utils.experiments import load_seed_runs, run_experiment
     from course_utils.training import describe_device, pick_device
 
     if args.report:
-        folders = sorted(Path(args.report).glob("seed-*"))
-        runs = [run for folder in folders for run in load_runs(folder, "laptop").values()]
+        runs = list(load_seed_runs(args.report, "laptop").values())
         if not runs:
             print(f"error: no laptop run records in {args.report}/seed-*/", file=sys.stderr)
             return 2

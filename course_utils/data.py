@@ -367,6 +367,20 @@ def article_transform():
     ])
 
 
+def article_test_transform():
+    """``article_transform`` without its randomness: the same scale (Resize 256, a 64x64 window,
+    here the centre one) and normalisation, no flip or jitter. The article itself tested with
+    its random training transforms; this is the fair way to test a model trained like that."""
+    from torchvision import transforms
+
+    return transforms.Compose([
+        transforms.Resize(256),
+        transforms.CenterCrop(64),
+        transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ])
+
+
 class TransformedImages(torch.utils.data.Dataset):
     """uint8 image tensors seen through a torchvision transform, one PIL image at a time."""
 
@@ -385,24 +399,25 @@ class TransformedImages(torch.utils.data.Dataset):
 
 
 def article_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8, num_workers: int = 2,
-                   shuffle: bool = True, seed: int = 0) -> torch.utils.data.DataLoader:
+                   shuffle: bool = True, seed: int = 0, train: bool = True) -> torch.utils.data.DataLoader:
     """The article's input pipeline: ``article_transform()`` per image, in a ``DataLoader``.
 
     Batches are (batch, 3, 64, 64) floats in [-1, 1]. Incomplete last batches are dropped, as
     in the article. Under ``torchrun`` a ``DistributedSampler`` gives each process its part.
+    ``train=False``: ``article_test_transform()`` instead, every image kept (for testing).
     """
-    dataset = TransformedImages(images, labels, article_transform())
+    dataset = TransformedImages(images, labels, article_transform() if train else article_test_transform())
     sampler = None
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # Each process loads its own part of every epoch; fit calls sampler.set_epoch(epoch).
-        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=True)
+        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=train)
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle and sampler is None,
         sampler=sampler,
         num_workers=num_workers,
-        drop_last=True,
+        drop_last=train,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
     )

@@ -259,6 +259,16 @@ def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[
     return runs
 
 
+def load_seed_runs(folder: str | os.PathLike, experiment: str) -> dict[int, History]:
+    """Records of one experiment repeated over seeds, one sub-folder each (``folder/seed-N/``, as
+    the benchmarks write them), as ``{seed: History}``; {} if there are none."""
+    runs = {}
+    for seed_folder in sorted(Path(folder).glob("seed-*")):
+        for history in load_runs(seed_folder, experiment).values():
+            runs[history.config.get("seed", seed_folder.name)] = history
+    return dict(sorted(runs.items()))
+
+
 def slug(label: str) -> str:
     """A file-name-safe version of a run label: 'resnet18 StepLR' -> 'resnet18-steplr'."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")

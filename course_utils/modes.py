@@ -135,7 +135,7 @@ SETTINGS.update({
     "fast-ablation": {
         "smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.05, weight_decay=5e-4,
                           width=8, models=("resnet18",)),
-        "quick": Settings(train_size=5000, test_size=1000, epochs=2, batch_size=128, lr=0.05, weight_decay=5e-4,
+        "quick": Settings(train_size=2560, test_size=1000, epochs=2, batch_size=128, lr=0.05, weight_decay=5e-4,
                           width=16, models=("resnet18",)),
         "full": Settings(train_size=None, test_size=None, epochs=10, batch_size=512, lr=0.2, weight_decay=5e-4,
                          width=64, compile=True, models=("resnet18",)),

@@ -5,6 +5,8 @@
 * ``compare_runs_widget(runs)``      the same with controls (runs, metric, smoothing, log scale).
 * ``show_images(images, labels)``    a grid of images titled with their classes.
 * ``plot_confusion_matrix(cm)``      which classes the model mixes up.
+* ``plot_ablation(runs)``            images/s and test accuracy of each step of an ablation.
+* ``plot_accuracy_vs_time(runs)``    test accuracy against minutes of training.
 
 The static functions return a matplotlib ``Figure`` and never call ``plt.show()``. In a notebook
 Jupyter draws a new pyplot figure at the end of the cell *and* shows a returned Figure, so end the
@@ -427,5 +429,44 @@ def plot_loss_slices(steps: Sequence[float], losses: dict[str, Sequence[float]],
         ax.plot(list(steps), list(values), marker="o", markersize=3, label=label)
     ax.set(xlabel="step along the direction (0 = trained weights)", ylabel="loss (cross-entropy, log scale)",
            yscale="log")
+    ax.legend()
+    return ax.figure
+
+
+def plot_ablation(runs: dict[str, History]) -> Figure:
+    """The fast recipe's ablation (notebook 08) as two bar charts, one bar per run in order:
+    training images/s (mean over the epochs) and final test accuracy (%)."""
+    labels = list(runs)
+    speed = [float(np.mean(history.images_per_s)) for history in runs.values()]
+    accuracy = [100 * history.val_acc[-1] for history in runs.values()]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * len(labels) + 1.5), sharey=True, layout="constrained")
+    for ax, values, title, unit in ((axes[0], speed, "training speed", "{:,.0f}"),
+                                    (axes[1], accuracy, "test accuracy (%)", "{:.1f}")):
+        bars = ax.barh(labels, values, color="tab:blue")
+        ax.bar_label(bars, labels=[unit.format(value) for value in values], padding=3)
+        ax.set(title=title, xlim=(0, 1.18 * max(values)))
+    axes[0].set_xlabel("images/s")
+    axes[1].set_xlabel("% of the test images")
+    axes[0].invert_yaxis()  # the first switch on top, as in the table
+    return fig
+
+
+def plot_accuracy_vs_time(runs: dict[str, History], target: tuple[float, float] | None = None,
+                          ax: Axes | None = None) -> Figure:
+    """Test accuracy (%) after each epoch against minutes of training (the epochs' training time
+    summed; the test passes are not counted). ``target`` = (minutes, accuracy 0-1) draws the
+    goal as a corner: reach the accuracy before the minutes run out."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    for label, history in runs.items():
+        minutes = np.cumsum(history.epoch_seconds) / 60
+        ax.plot(minutes, 100 * np.asarray(history.val_acc), "o-", label=label)
+    if target is not None:
+        minutes, accuracy = target
+        ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
+        ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
+        ax.annotate(f"target: {accuracy:.0%} within {minutes:g} min", (minutes, 100 * accuracy),
+                    xytext=(-8, 6), textcoords="offset points", ha="right")
+    ax.set(xlabel="minutes of training", ylabel="test accuracy (%)", xlim=(0, None))
     ax.legend()
     return ax.figure

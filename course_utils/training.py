@@ -7,6 +7,7 @@ epoch, a clean stop on Ctrl-C and a clear error when the loss blows up.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -123,6 +124,16 @@ class History:
             raise ValueError("this History has no steps yet")
         tail = self.step_loss[-last_steps:]
         return sum(tail) / len(tail)
+
+    def seconds_to_accuracy(self, accuracy: float) -> float | None:
+        """Training seconds until the first epoch whose validation accuracy reached ``accuracy``
+        (the sum of the epochs' training times up to it), or None if no epoch did."""
+        elapsed = 0.0
+        for seconds, reached in zip(self.epoch_seconds, self.val_acc):
+            elapsed += seconds
+            if reached >= accuracy:
+                return elapsed
+        return None
 
     def metric(self, name: str) -> list[float]:
         """A recorded series by name; ``train_error`` / ``val_error`` are ``1 - accuracy``."""
@@ -519,8 +530,11 @@ def _run_meta(device: torch.device) -> dict:
     }
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The repository's current commit (with '+dirty' for uncommitted changes), or None."""
+    """The repository's commit (with '+dirty' for uncommitted changes) when this process first
+    asked, or None. Cached: the code a process runs is what it imported at its start, so later
+    commits or edits during a long run must not change what its records claim."""
     repo = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,

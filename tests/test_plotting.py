@@ -293,3 +293,24 @@ def test_depth_lesion_and_slice_plots_draw_what_they_are_given():
 
     ax = plotting.plot_loss_slices([-1, 0, 1], {"plain": [3.0, 1.0, 4.0]}).axes[0]
     assert ax.get_yscale() == "log" and list(ax.get_lines()[0].get_ydata()) == [3.0, 1.0, 4.0]
+
+
+def test_plot_ablation_draws_one_bar_per_run_in_order_with_its_numbers():
+    runs = {"course default": make_history(), "+ channels_last": make_history()}
+    runs["+ channels_last"].images_per_s = [240.0, 250.0, 260.0]
+    fig = plotting.plot_ablation(runs)
+    speed, accuracy = fig.axes
+    assert [tick.get_text() for tick in speed.get_yticklabels()] == list(runs)
+    assert [bar.get_width() for bar in speed.patches] == pytest.approx([506 / 3, 250.0])
+    assert [bar.get_width() for bar in accuracy.patches] == pytest.approx([38.0, 38.0])
+    assert [text.get_text() for text in speed.texts] == ["169", "250"]
+
+
+def test_plot_accuracy_vs_time_puts_epochs_at_cumulative_training_minutes():
+    fig = plotting.plot_accuracy_vs_time({"seed 0": make_history()}, target=(15, 0.8))
+    line = lines_by_label(fig)["seed 0"]
+    np.testing.assert_allclose(line.get_xdata(), np.cumsum([3.1, 3.0, 3.0]) / 60)
+    np.testing.assert_allclose(line.get_ydata(), [25.0, 33.0, 38.0])
+    target_lines = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == "--"]
+    assert sorted(tuple(l.get_xdata()) + tuple(l.get_ydata()) for l in target_lines) == \
+        sorted([(0, 1, 80, 80), (15, 15, 0, 1)])
