@@ -4,7 +4,8 @@
     python benchmarks/laptop_recipe.py --report data/results/laptop   # summarise, train nothing
 
 Each run is `python -m course_utils run laptop --mode quick --seed N`: ResNet18 at width 16 on all
-50,000 training images, tested on all 10,000 test images (with test-time flip). The target is at
+50,000 training images for a time budget of 14 minutes of training (the one-cycle learning rate
+follows the clock), tested on all 10,000 test images (with test-time flip). The target is at
 least 80% test accuracy, mean of the runs, in at most 15 minutes of training on 2 CPU cores.
 Training time is the sum of the epochs' training loops; the per-epoch test passes that draw the
 accuracy-against-time curve are reported separately. Run it with nothing else on the machine.

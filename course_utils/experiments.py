@@ -22,8 +22,8 @@ from torch import nn
 from course_utils import models
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
-from course_utils.training import (History, fit, is_distributed, is_main_process, launched_by_torchrun, pick_device,
-                                   seed_everything, start_process_group)
+from course_utils.training import (History, TimeBudget, fit, is_distributed, is_main_process, launched_by_torchrun,
+                                   pick_device, seed_everything, start_process_group)
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
@@ -106,20 +106,30 @@ def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedule: str,
-                   steps_per_epoch: int | None = None):
+                   steps_per_epoch: int | None = None, budget: TimeBudget | None = None):
     """The learning-rate schedule of a run (None for a constant LR).
 
     ``step``: the article's ``StepLR(step_size, gamma=0.1)`` with its step of 10 epochs (of 30)
     scaled to the run's length. ``multistep``: the paper's division by 10 at the given fractions.
     Both are stepped once per epoch. ``one-cycle``: ``one_cycle_factor`` times the LR, stepped
-    once per optimiser step (``schedule_interval``), so it needs ``steps_per_epoch``.
+    once per optimiser step (``schedule_interval``), so it needs ``steps_per_epoch``. Its progress
+    is the share of the ``settings.epochs`` steps done or, with a ``budget`` (the same one given
+    to ``fit(time_limit=...)``), the share of the time spent, whichever is further along.
     """
     if schedule == "one-cycle":
         if not steps_per_epoch:
             raise ValueError("the one-cycle schedule is set per step: pass steps_per_epoch (len(train_loader))")
+        if not 0 <= settings.warmup_fraction < 1:
+            raise ValueError(f"warmup_fraction must be in [0, 1), got {settings.warmup_fraction!r}")
         total = settings.epochs * steps_per_epoch
-        warmup = round(settings.warmup_fraction * total)
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: one_cycle_factor(step, total, warmup))
+
+        def factor(step: int) -> float:
+            progress = (step + 0.5) / total  # the middle of the step: neither the first nor the last LR is 0
+            if budget is not None:
+                progress = max(progress, budget.fraction)
+            return one_cycle_factor(progress, settings.warmup_fraction)
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     milestones = sorted({max(1, round(fraction * settings.epochs)) for fraction in settings.lr_milestones})
     if schedule == "constant" or not milestones:
         return None
@@ -135,18 +145,17 @@ def schedule_interval(schedule: str) -> str:
     return "step" if schedule == "one-cycle" else "epoch"
 
 
-def one_cycle_factor(step: int, total_steps: int, warmup_steps: int) -> float:
-    """The LR multiplier at optimiser step ``step`` (0-based) of a triangular one-cycle schedule.
+def one_cycle_factor(progress: float, warmup_fraction: float) -> float:
+    """The LR multiplier of the triangular one-cycle schedule at ``progress`` (0 = start, 1 = end).
 
-    It rises linearly to 1 over the first ``warmup_steps`` steps, then falls linearly towards 0,
-    reaching 1 / (total - warmup) at the last step (Smith 2018, "super-convergence"; airbench and
-    the DAWNBench ResNet-9 use this shape). With ``warmup_steps=0`` it is a plain linear decay.
-    A short run needs every step to count: a high LR early to move fast, a near-zero LR at the
-    end to settle into the minimum it found.
+    It rises linearly from 0 to 1 until ``warmup_fraction``, then falls linearly back to 0 at the
+    end (Smith 2018, "super-convergence"; airbench and the DAWNBench ResNet-9 use this shape). With
+    ``warmup_fraction=0`` it is a plain linear decay. A short run needs every step to count: a
+    high LR early to move fast, a near-zero LR at the end to settle into the minimum it found.
     """
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    return max(total_steps - step, 1) / max(total_steps - warmup_steps, 1)
+    if progress < warmup_fraction:
+        return progress / warmup_fraction
+    return max(1.0 - progress, 0.0) / (1.0 - warmup_fraction)
 
 
 def run_experiment(
@@ -238,15 +247,16 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
                                 device=device, seed=seed, cutout=settings.cutout)
     test_loader = TensorLoader(data.test_images, data.test_labels, batch_size=500, augment=False,
                                shuffle=False, device=device)
-    scheduler = make_scheduler(optimizer, settings, spec.schedule, steps_per_epoch=len(train_loader))
+    budget = TimeBudget(settings.time_budget) if settings.time_budget else None
+    scheduler = make_scheduler(optimizer, settings, spec.schedule, steps_per_epoch=len(train_loader), budget=budget)
     return fit(model, train_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
                scheduler_interval=schedule_interval(spec.schedule), val_loader=test_loader, device=device,
-               amp=settings.amp, channels_last=settings.channels_last, compile=settings.compile,
+               amp=settings.amp, channels_last=settings.channels_last, compile=settings.compile, time_limit=budget,
                flip_tta=settings.flip_tta, loss_fn=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
                progress=progress,
                config={"model_name": spec.model, "schedule": spec.schedule, "seed": seed,
                        "test_images": len(data.test_images), "label_smoothing": settings.label_smoothing,
-                       "warmup_fraction": settings.warmup_fraction})
+                       "warmup_fraction": settings.warmup_fraction, "time_budget": settings.time_budget})
 
 
 def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[str, History]:

@@ -175,6 +175,30 @@ class History:
 METRICS = ("step_loss", "step_lr") + EPOCH_COLUMNS + ("train_error", "val_error")
 
 
+class TimeBudget:
+    """A number of seconds of training, shared by ``fit`` and a learning-rate schedule.
+
+    ``fit(time_limit=budget)`` stops when the budget is spent and updates ``budget.spent`` (seconds
+    of training loop in this call; evaluations and checkpoints do not count) after every step, so
+    a schedule can follow the clock (``experiments.make_scheduler`` with ``budget``): the same
+    recipe then ends on time on a fast machine and on a slow one, only with more or fewer steps.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"a time budget must be a positive number of seconds, got {seconds!r}")
+        self.seconds = float(seconds)
+        self.spent = 0.0
+
+    @property
+    def fraction(self) -> float:
+        """How much of the budget is spent, from 0 to 1."""
+        return min(self.spent / self.seconds, 1.0)
+
+    def __repr__(self) -> str:
+        return f"TimeBudget(seconds={self.seconds:g}, spent={self.spent:.1f})"
+
+
 class TrainingDiverged(FloatingPointError):
     """The loss became NaN or infinite; ``.history`` holds the record up to that step."""
 
@@ -203,7 +227,7 @@ def fit(
     sync_batchnorm: bool = False,
     compile: bool = False,
     flip_tta: bool = False,
-    time_limit: float | None = None,
+    time_limit: float | TimeBudget | None = None,
 ) -> History:
     """Train ``model`` until ``epochs`` epochs are done; return the ``History``.
 
@@ -225,7 +249,9 @@ def fit(
             the plain module, so checkpoints and ``evaluate`` are unchanged.
         flip_tta: validate with test-time flip averaging (see ``evaluate``).
         time_limit: stop after the step that brings this call's training time past this many
-            seconds; the partial epoch is recorded and ``history.meta["stopped"]`` says why.
+            seconds (or this ``TimeBudget``, which fit keeps up to date for a schedule that
+            follows the clock); the partial epoch is recorded and ``history.meta["stopped"]``
+            says why.
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel; losses and accuracies are averaged over all processes, so every
@@ -263,7 +289,8 @@ def fit(
     steps_per_epoch = _len_or_none(train_loader)  # None for a loader without len(): a bar without total
     total_steps = (epochs - start_epoch) * steps_per_epoch if steps_per_epoch is not None else None
     bar = _progress_bar(total=total_steps, enabled=progress and main)
-    training_seconds = 0.0  # of this call, for time_limit
+    budget = TimeBudget(time_limit) if isinstance(time_limit, (int, float)) else time_limit
+    training_seconds = 0.0  # of this call, for the time budget
     out_of_time = False
     try:
         for epoch in range(start_epoch, epochs):
@@ -297,6 +324,8 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if budget is not None:  # before the scheduler, which may follow the clock
+                    budget.spent = training_seconds + time.perf_counter() - epoch_start
                 if scheduler is not None and scheduler_interval == "step":
                     scheduler.step()
 
@@ -306,7 +335,7 @@ def fit(
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}",
                                 img_per_s=f"{int(seen) / (time.perf_counter() - epoch_start):.0f}")
-                if time_limit is not None and training_seconds + time.perf_counter() - epoch_start >= time_limit:
+                if budget is not None and budget.spent >= budget.seconds:
                     out_of_time = True
                     break
 
@@ -342,7 +371,7 @@ def fit(
 
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
             if out_of_time:
-                history.meta["stopped"] = f"time limit of {time_limit:g} s reached during epoch {epoch + 1}"
+                history.meta["stopped"] = f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}"
                 break
     except KeyboardInterrupt:
         if main:

@@ -1,6 +1,8 @@
 """The fast recipe's pieces (notebook 08): Cutout, the one-cycle schedule, flip-TTA, bf16 on a CPU,
 the time limit, the ablation's runs and the laptop experiment."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -8,7 +10,7 @@ from course_utils import experiments
 from course_utils.data import TensorLoader, cutout_mask
 from course_utils.modes import get_settings
 from course_utils.models import resnet18
-from course_utils.training import evaluate, fit, seed_everything
+from course_utils.training import TimeBudget, evaluate, fit, seed_everything
 
 
 def test_cutout_masks_are_clipped_squares_at_uniform_centres():
@@ -46,38 +48,54 @@ def test_loader_cutout_blanks_to_the_mean_colour_and_only_with_augmentation(tiny
         TensorLoader(tiny.train_images, tiny.train_labels, batch_size=64, cutout=40)
 
 
-def lr_curve(settings, steps_per_epoch):
+def lr_curve(settings, steps_per_epoch, budget=None, spent=None):
+    """The LR of every step; ``spent(step)`` plays fit's part of updating the budget."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
-    scheduler = experiments.make_scheduler(optimizer, settings, "one-cycle", steps_per_epoch=steps_per_epoch)
+    scheduler = experiments.make_scheduler(optimizer, settings, "one-cycle", steps_per_epoch=steps_per_epoch,
+                                           budget=budget)
     curve = []
-    for _ in range(settings.epochs * steps_per_epoch):
+    for step in range(settings.epochs * steps_per_epoch):
         curve.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
+        if budget is not None:
+            budget.spent = spent(step)
         scheduler.step()
-    return torch.tensor(curve)
+    return torch.tensor(curve, dtype=torch.float64)
 
 
 def test_one_cycle_rises_to_the_peak_then_falls_linearly_to_near_zero():
-    settings = get_settings("laptop", "quick")  # lr 0.1, warm-up 20%
+    settings = replace(get_settings("laptop", "quick"), time_budget=None)  # lr 0.1, warm-up 20%
     curve = lr_curve(settings, steps_per_epoch=100)
-    total, warmup = len(curve), round(0.2 * len(curve))
+    total = len(curve)
+    warmup = round(0.2 * total)
     peak = int(curve.argmax())
-    assert curve.max() == pytest.approx(settings.lr) and peak == warmup - 1
-    assert torch.all(curve[1:peak + 1] > curve[:peak]) and torch.all(curve[peak + 2:] < curve[peak + 1:-1])
-    assert curve[0] == pytest.approx(settings.lr / warmup)
-    assert curve[-1] == pytest.approx(settings.lr / (total - warmup))
-    # Both halves are straight lines: constant differences.
-    for part in (curve[:warmup], curve[warmup:]):
+    assert peak == warmup and curve.max() == pytest.approx(settings.lr, rel=1e-3)
+    assert torch.all(curve[1:peak] > curve[:peak - 1]) and torch.all(curve[peak + 1:] < curve[peak:-1])
+    # Each step gets the LR of its middle: neither the first nor the last is 0.
+    assert curve[0] == pytest.approx(settings.lr * 0.5 / total / 0.2)
+    assert curve[-1] == pytest.approx(settings.lr * 0.5 / total / 0.8)
+    for part in (curve[:warmup], curve[warmup:]):  # both halves are straight lines
         steps = part.diff()
-        assert torch.allclose(steps, steps[0].expand_as(steps), atol=1e-7)
-
-    from dataclasses import replace
+        assert torch.allclose(steps, steps[0].expand_as(steps), rtol=0, atol=1e-12)
 
     linear = lr_curve(replace(settings, warmup_fraction=0.0, epochs=1), steps_per_epoch=50)
-    assert linear[0] == pytest.approx(settings.lr) and torch.all(linear.diff() < 0)
+    assert linear[0] == pytest.approx(settings.lr * (1 - 0.5 / 50)) and torch.all(linear.diff() < 0)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         experiments.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), settings,
                                    "one-cycle")
+
+
+def test_one_cycle_with_a_time_budget_follows_the_clock():
+    settings = replace(get_settings("laptop", "quick"), epochs=10)  # 1,000 steps: far more than the clock allows
+    budget = TimeBudget(100.0)
+    # Pretend each step takes 0.4 s: the budget is spent after 250 steps, a quarter of the step count.
+    curve = lr_curve(settings, 100, budget, spent=lambda step: 0.4 * (step + 1))
+    assert curve.argmax() == 50 and curve[50] == pytest.approx(settings.lr)  # 20% of the *time* spent
+    assert curve[0] == pytest.approx(settings.lr * 0.5 / 1000 / 0.2)  # no time spent yet: the step count leads
+    assert curve[150] == pytest.approx(settings.lr * (1 - 0.4 * 150 / 100) / 0.8)
+    assert curve[250] == 0 and torch.all(curve[250:] == 0)  # time is up: fit would have stopped here
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        TimeBudget(0)
 
 
 def test_flip_tta_equals_averaging_the_two_forward_passes(tiny):
