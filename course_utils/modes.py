@@ -52,6 +52,14 @@ class Settings:
 # LR divided by 10 at 32k and 48k of 64k iterations (= 50% and 75%), 164 epochs of 50k images.
 _PAPER_CIFAR = dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, lr_milestones=(0.5, 0.75))
 
+FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
+                "channels_last", "compile", "time_budget")
+
+# The fast recipe's switches, on: one-cycle LR (warm-up 20% of the steps), Nesterov, label
+# smoothing 0.1, test-time flip, and the NHWC layout (measured faster on a 2-core CPU too).
+_FAST = dict(schedule="one-cycle", warmup_fraction=0.2, nesterov=True, label_smoothing=0.1, flip_tta=True,
+             channels_last=True, weight_decay=5e-4)
+
 # One row per experiment, one entry per mode. Quick-mode sizes were chosen from the calibration in
 # COURSE_DESIGN.md (2 CPU cores: plain-20 ~250 images/s, ResNet-56 ~55 images/s).
 SETTINGS: dict[str, dict[str, Settings]] = {
@@ -117,18 +125,6 @@ SETTINGS: dict[str, dict[str, Settings]] = {
                                  "resnet-20", "resnet-32", "resnet-44", "resnet-56", "resnet-110",
                                  "resnet18", "resnet34", "resnet50"), **_PAPER_CIFAR),
     },
-}
-
-
-FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
-                "channels_last", "compile", "time_budget")
-
-# The fast recipe's switches, on: one-cycle LR (warm-up 20% of the steps), Nesterov, label
-# smoothing 0.1, test-time flip, and the NHWC layout (measured faster on a 2-core CPU too).
-_FAST = dict(schedule="one-cycle", warmup_fraction=0.2, nesterov=True, label_smoothing=0.1, flip_tta=True,
-             channels_last=True, weight_decay=5e-4)
-
-SETTINGS.update({
     # Notebook 08, part 1: the fast recipe's tricks switched on one at a time (experiments.ABLATION).
     # The base is the course's default recipe (SGD + momentum, constant LR, fp32, NCHW).
     # Full mode also times torch.compile; on a 2-core CPU compiling ResNet18-w16 took 54 s, more
@@ -165,7 +161,7 @@ SETTINGS.update({
         "full": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.1, width=16,
                          time_budget=14 * 60, models=("resnet18",), **_FAST),
     },
-})
+}
 
 
 def current_mode() -> str:
