@@ -26,7 +26,7 @@ def test_cutout_masks_are_clipped_squares_at_uniform_centres():
         assert torch.equal(lengths, last - first + 1)  # one unbroken run
         # Centre c uniform in 0..31 -> the run covers max(c - 8, 0) .. min(c + 8, 32) - 1.
         expected = torch.tensor([min(c + size // 2, 32) - max(c - size // 2, 0) for c in range(32)])
-        assert lengths.float().mean() == pytest.approx(expected.float().mean(), rel=0.01)
+        assert lengths.float().mean().item() == pytest.approx(expected.float().mean().item(), rel=0.01)
         assert lengths.max() == size and lengths.min() == size // 2
         # Every pixel position is covered about as often as the uniform centre predicts.
         coverage = touched.float().mean(dim=0)
@@ -69,17 +69,17 @@ def test_one_cycle_rises_to_the_peak_then_falls_linearly_to_near_zero():
     total = len(curve)
     warmup = round(0.2 * total)
     peak = int(curve.argmax())
-    assert peak == warmup and curve.max() == pytest.approx(settings.lr, rel=1e-3)
+    assert peak == warmup and curve.max().item() == pytest.approx(settings.lr, rel=1e-3)
     assert torch.all(curve[1:peak] > curve[:peak - 1]) and torch.all(curve[peak + 1:] < curve[peak:-1])
     # Each step gets the LR of its middle: neither the first nor the last is 0.
-    assert curve[0] == pytest.approx(settings.lr * 0.5 / total / 0.2)
-    assert curve[-1] == pytest.approx(settings.lr * 0.5 / total / 0.8)
+    assert curve[0].item() == pytest.approx(settings.lr * 0.5 / total / 0.2)
+    assert curve[-1].item() == pytest.approx(settings.lr * 0.5 / total / 0.8)
     for part in (curve[:warmup], curve[warmup:]):  # both halves are straight lines
         steps = part.diff()
         assert torch.allclose(steps, steps[0].expand_as(steps), rtol=0, atol=1e-12)
 
     linear = lr_curve(replace(settings, warmup_fraction=0.0, epochs=1), steps_per_epoch=50)
-    assert linear[0] == pytest.approx(settings.lr * (1 - 0.5 / 50)) and torch.all(linear.diff() < 0)
+    assert linear[0].item() == pytest.approx(settings.lr * (1 - 0.5 / 50)) and torch.all(linear.diff() < 0)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         experiments.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), settings,
                                    "one-cycle")
@@ -90,9 +90,9 @@ def test_one_cycle_with_a_time_budget_follows_the_clock():
     budget = TimeBudget(100.0)
     # Pretend each step takes 0.4 s: the budget is spent after 250 steps, a quarter of the step count.
     curve = lr_curve(settings, 100, budget, spent=lambda step: 0.4 * (step + 1))
-    assert curve.argmax() == 50 and curve[50] == pytest.approx(settings.lr)  # 20% of the *time* spent
-    assert curve[0] == pytest.approx(settings.lr * 0.5 / 1000 / 0.2)  # no time spent yet: the step count leads
-    assert curve[150] == pytest.approx(settings.lr * (1 - 0.4 * 150 / 100) / 0.8)
+    assert curve.argmax() == 50 and curve[50].item() == pytest.approx(settings.lr)  # 20% of the *time* spent
+    assert curve[0].item() == pytest.approx(settings.lr * 0.5 / 1000 / 0.2)  # no time spent yet: the step count leads
+    assert curve[150].item() == pytest.approx(settings.lr * (1 - 0.4 * 150 / 100) / 0.8)
     assert curve[250] == 0 and torch.all(curve[250:] == 0)  # time is up: fit would have stopped here
     with pytest.raises(ValueError, match="positive number of seconds"):
         TimeBudget(0)
