@@ -23,7 +23,8 @@ from course_utils import models
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
 from course_utils.training import (History, TimeBudget, fit, is_distributed, is_main_process, launched_by_torchrun,
-                                   pick_device, seed_everything, start_process_group)
+                                   pick_device, seed_everything, start_process_group,
+                                   stop_process_group)
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
@@ -318,11 +319,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["COURSE_MODE"] = args.mode  # so every record states the mode it ran in
     if launched_by_torchrun() and not is_distributed():
         start_process_group()
-    try:
-        return _run_command(args, argv)
-    finally:
-        if is_distributed():
-            torch.distributed.destroy_process_group()
+    code = _run_command(args, argv)  # on an exception, torchrun stops the other processes
+    stop_process_group()
+    return code
 
 
 def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:

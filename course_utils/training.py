@@ -468,6 +468,18 @@ def start_process_group() -> None:
         dist.init_process_group("gloo")
 
 
+def stop_process_group() -> None:
+    """Leave the process group at the end of a run that succeeded on every process.
+
+    The barrier comes first so that no process tears down its connections while another is still
+    finishing (writing records on a busy machine): gloo can then abort the late process with
+    SIGABRT ("terminate called without an active exception"). Do not call it after an error: the
+    other processes may be waiting in a collective that will never match; torchrun stops them."""
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def is_main_process() -> bool:
     """True for process 0, or when there is only one process: the one that prints and writes files."""
     return not is_distributed() or dist.get_rank() == 0

@@ -47,8 +47,6 @@ def train(out: Path, batch_size: int, fail_on_rank: int | None = None) -> traini
 
 if __name__ == "__main__":
     task, out = sys.argv[1], Path(sys.argv[2])
-    dist.init_process_group("gloo")
-    try:
-        train(out, PER_PROCESS_BATCH, fail_on_rank=1 if task == "fail" else None)
-    finally:
-        dist.destroy_process_group()
+    training.start_process_group()  # gloo: no GPU here
+    train(out, PER_PROCESS_BATCH, fail_on_rank=1 if task == "fail" else None)
+    training.stop_process_group()  # only after success; on the failure torchrun stops the other rank
