@@ -15,6 +15,8 @@ line with ``;`` or assign the result (``fig = plot_history(history)``) to see it
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from typing import Sequence
 
@@ -214,7 +216,25 @@ class RunComparison:
         self.refresh_button.on_click(lambda _button: self.redraw())
         settings = widgets.VBox([self.metric_select, self.smooth_slider, self.logy_toggle, self.refresh_button])
         self.widget = widgets.VBox([widgets.HBox([self.run_select, settings]), self.output])
+        # Jupyter asks the object it displays for its formats. A saved notebook opened without a
+        # kernel (GitHub, nbconvert HTML, JupyterLab before trusting) cannot draw the widget, so
+        # the stored output also carries a picture of the current view and a sentence.
+        self._widget_formats = self.widget._repr_mimebundle_
+        self.widget._repr_mimebundle_ = self.formats
         self.redraw()
+
+    def formats(self, **kwargs) -> dict:
+        """The widget's display formats plus ``image/png`` of the current figure and a plain-text
+        line, for readers without a kernel; Jupyter with a kernel shows the live widget."""
+        bundle = self._widget_formats(**kwargs)
+        selected = ", ".join(self.run_select.value) or "none"
+        bundle["text/plain"] = (f"Interactive comparison of {len(self.runs)} runs ({self.metric_select.value}; "
+                                f"selected: {selected}). Run the notebook to use its controls.")
+        if self.figure is not None:
+            picture = io.BytesIO()
+            self.figure.savefig(picture, format="png", bbox_inches="tight")
+            bundle["image/png"] = base64.b64encode(picture.getvalue()).decode("ascii")
+        return bundle
 
     def refresh(self) -> None:
         """Re-read the run names: keep the current selection and select runs added since."""

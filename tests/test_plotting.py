@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display needed; must come before pyplot is imported
 
+import base64
 import math
 
 import matplotlib.pyplot as plt
@@ -221,6 +222,20 @@ def test_widget_falls_back_to_a_static_figure_without_jupyter(capsys):
 def test_widget_is_a_vbox_when_forced():
     ipywidgets = pytest.importorskip("ipywidgets")
     assert isinstance(compare_runs_widget({"run": make_history()}, force_widget=True), ipywidgets.VBox)
+
+
+def test_widget_output_carries_a_picture_of_its_view_for_readers_without_a_kernel():
+    pytest.importorskip("ipywidgets")
+    from IPython.core.formatters import DisplayFormatter
+
+    comparison = RunComparison({"plain-20": make_history(1.9), "resnet-20": make_history(1.2)})
+    formats, _ = DisplayFormatter().format(comparison.widget)  # what Jupyter stores in the notebook
+    assert "application/vnd.jupyter.widget-view+json" in formats  # a live kernel shows the widget
+    assert base64.b64decode(formats["image/png"]).startswith(b"\x89PNG")
+    assert formats["text/plain"].startswith("Interactive comparison of 2 runs (step_loss; selected: plain-20, resnet-20)")
+    comparison.run_select.value = ()
+    formats, _ = DisplayFormatter().format(comparison.widget)
+    assert "image/png" not in formats and "selected: none" in formats["text/plain"]
 
 
 def test_widget_picks_up_new_runs_and_redraws_on_every_control():
