@@ -42,7 +42,7 @@ class Settings:
     label_smoothing: float = 0.0  # weight of the uniform distribution mixed into the targets
     cutout: int = 0  # side of the square Cutout blanks in each training image (0 = off)
     flip_tta: bool = False  # test-time flip averaging in every evaluation
-    amp: bool | None = None  # bf16 autocast; None = on with CUDA only
+    amp: bool | str | None = None  # precision (training.choose_precision); None = by the device
     channels_last: bool | None = None  # NHWC memory layout; None = on with CUDA only
     compile: bool = False  # torch.compile the model for training
     time_budget: float | None = None  # seconds of training; the one-cycle LR follows the clock, epochs is a cap
@@ -192,9 +192,10 @@ def describe(experiment: str | None = None, mode: str | None = None) -> None:
     mode = current_mode() if mode is None else mode
     source = "from COURSE_MODE" if os.environ.get("COURSE_MODE") else "default for this machine"
     print(f"mode: {mode} ({source}; valid: {', '.join(MODES)})")
-    from course_utils.training import describe_device, pick_device  # late: training imports modes
+    from course_utils.training import choose_precision, describe_device, pick_device  # late: training imports modes
 
-    print(f"device: {describe_device(pick_device(verbose=False))}")
+    device = pick_device(verbose=False)
+    print(f"device: {describe_device(device)}, training precision {choose_precision(device)}")
     experiments = list(SETTINGS) if experiment is None else [experiment]
     for name in experiments:
         settings = get_settings(name, mode)

@@ -217,7 +217,7 @@ def fit(
     scheduler_interval: str = "epoch",
     val_loader: Iterable | None = None,
     device: torch.device | str | None = None,
-    amp: bool | None = None,
+    amp: bool | str | None = None,
     channels_last: bool | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -237,8 +237,10 @@ def fit(
             only on the epoch (repeatable and resumable).
         scheduler: stepped once per epoch (``scheduler_interval="epoch"``, e.g. StepLR) or once
             per optimiser step (``"step"``, e.g. OneCycleLR).
-        amp: bf16 autocast. channels_last: NHWC memory layout. Both default to on for CUDA and off
-            elsewhere; pass True to try them on a CPU.
+        amp: the precision, chosen by ``choose_precision`` (None: bf16 or fp16 with a gradient
+            scaler on CUDA by the GPU's capability, fp32 elsewhere; True, False, "bf16", "fp16",
+            "fp32" to choose). ``history.config["precision"]`` records what was used.
+        channels_last: NHWC memory layout; on by default for CUDA, off elsewhere (True to try it).
         checkpoint_path: if given, a checkpoint is written (atomically) after every epoch.
         history: a History to continue (from ``load_checkpoint``); training resumes at its epoch.
         config: extra facts to store in ``history.config`` (the experiment, the data size...).
@@ -265,7 +267,10 @@ def fit(
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
     device = torch.device(device) if device is not None else _model_device(model)
-    use_amp, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
+    precision, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
+    # fp16's range is small: scale the loss up before backward() so that small gradients do not
+    # round to zero, and unscale them before the step (skipping a step whose gradients overflowed).
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     model.to(device=device, memory_format=memory_format)
     if launched_by_torchrun() and not is_distributed():
@@ -280,7 +285,7 @@ def fit(
     main = is_main_process()
 
     history = history if history is not None else History()
-    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, use_amp,
+    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, precision,
                                       use_channels_last, compile, flip_tta, config))
     history.meta.update(_run_meta(device))
     start_epoch = history.epochs_done
@@ -306,7 +311,7 @@ def fit(
             for images, labels in train_loader:
                 images = images.to(device, non_blocking=True, memory_format=memory_format)
                 labels = labels.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with _autocast(device, precision):
                     logits = trained(images)
                     loss = loss_fn(logits, labels)
                 loss_value = _global_mean(loss.detach()).item() if distributed else loss.item()
@@ -322,8 +327,9 @@ def fit(
                     )
 
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()  # without fp16 the scaler is off and passes everything through
+                scaler.step(optimizer)
+                scaler.update()
                 if budget is not None:  # before the scheduler, which may follow the clock
                     budget.spent = training_seconds + time.perf_counter() - epoch_start
                 if scheduler is not None and scheduler_interval == "step":
@@ -347,7 +353,7 @@ def fit(
             training_seconds += seconds
 
             if val_loader is not None:
-                result = evaluate(model, val_loader, device=device, amp=use_amp, channels_last=use_channels_last,
+                result = evaluate(model, val_loader, device=device, amp=precision, channels_last=use_channels_last,
                                   flip_tta=flip_tta)
                 val_loss, val_acc = result.loss, result.accuracy
             else:
@@ -404,7 +410,7 @@ def evaluate(
     loader: Iterable,
     *,
     device: torch.device | str | None = None,
-    amp: bool | None = None,
+    amp: bool | str | None = None,
     channels_last: bool | None = None,
     flip_tta: bool = False,
 ) -> Evaluation:
@@ -416,7 +422,7 @@ def evaluate(
     two views' errors partly cancel. It costs a second forward pass.
     """
     device = torch.device(device) if device is not None else _model_device(model)
-    use_amp, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
+    precision, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     was_training = model.training
     model.eval()
@@ -425,7 +431,7 @@ def evaluate(
         for images, labels in loader:
             images = images.to(device, non_blocking=True, memory_format=memory_format)
             labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with _autocast(device, precision):
                 logits = model(images)
                 if flip_tta:
                     logits = (logits + model(images.flip(3))) / 2  # dim 3 = width: a left-right mirror
@@ -499,12 +505,46 @@ def _global_mean(value: torch.Tensor) -> torch.Tensor:
     return value / dist.get_world_size()
 
 
-def _speed_settings(device: torch.device, amp: bool | None, channels_last: bool | None):
-    """bf16 autocast and channels_last: on by default on CUDA (faster there), off elsewhere."""
-    use_amp = device.type == "cuda" if amp is None else amp
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def choose_precision(device: torch.device | str, amp: bool | str | None = None) -> str:
+    """The arithmetic of training and evaluation on ``device``: "bf16", "fp16" or "fp32".
+
+    ``amp=None`` (the default) chooses by what the hardware does natively. On a CUDA GPU: bf16
+    autocast where the GPU computes in bf16 natively (compute capability 8.0 and later: A100,
+    RTX 30xx/40xx, L4, H100), else fp16 autocast with a gradient scaler (T4 7.5, V100 7.0: bf16
+    there is emulated and slow, and fp16's small range needs the scaler to keep small gradients
+    from rounding to zero). Elsewhere (CPU, Apple MPS) fp32: a CPU without bf16 arithmetic ran
+    bf16 at half the speed of fp32. ``amp=True`` asks for 16 bits anyway (bf16 on a CPU, the
+    GPU's choice above on CUDA), ``amp=False`` for fp32, and "bf16" / "fp16" / "fp32" for that one.
+    """
+    device = torch.device(device)
+    if isinstance(amp, str):
+        if amp not in AUTOCAST_DTYPES:
+            raise ValueError(f"amp={amp!r} is not a precision; use one of {', '.join(AUTOCAST_DTYPES)}, "
+                             f"True, False or None (automatic)")
+        return amp
+    if amp is False or (amp is None and device.type != "cuda"):
+        return "fp32"
+    if device.type != "cuda":
+        return "bf16"
+    major, _minor = torch.cuda.get_device_capability(device)
+    return "bf16" if major >= 8 else "fp16"
+
+
+def _speed_settings(device: torch.device, amp: bool | str | None, channels_last: bool | None):
+    """The precision (``choose_precision``) and channels_last: NHWC on by default on CUDA (faster
+    there with tensor cores), off elsewhere."""
+    precision = choose_precision(device, amp)
     use_channels_last = device.type == "cuda" if channels_last is None else channels_last
     memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
-    return use_amp, use_channels_last, memory_format
+    return precision, use_channels_last, memory_format
+
+
+def _autocast(device: torch.device, precision: str):
+    dtype = AUTOCAST_DTYPES[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -534,7 +574,8 @@ def _epoch_line(history: History, epochs: int) -> str:
     return line + f", {history.epoch_seconds[-1]:.1f} s, {history.images_per_s[-1]:.0f} images/s"
 
 
-def _run_config(model, loader, optimizer, scheduler, epochs, amp, channels_last, compile, flip_tta, extra) -> dict:
+def _run_config(model, loader, optimizer, scheduler, epochs, precision, channels_last, compile, flip_tta,
+                extra) -> dict:
     group = optimizer.param_groups[0]
     config = {
         "model": getattr(model, "arch", {"name": type(model).__name__}),
@@ -548,7 +589,7 @@ def _run_config(model, loader, optimizer, scheduler, epochs, amp, channels_last,
         "nesterov": group.get("nesterov"),
         "weight_decay": group.get("weight_decay"),
         "scheduler": type(scheduler).__name__ if scheduler is not None else None,
-        "amp_bf16": amp,
+        "precision": precision,
         "channels_last": channels_last,
         "compile": compile,
         "flip_tta": flip_tta,

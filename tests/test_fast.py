@@ -123,7 +123,7 @@ def test_bf16_channels_last_training_runs_on_a_cpu_and_the_time_limit_stops_it(t
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
     history = fit(model, train, epochs=50, optimizer=optimizer, amp=True, channels_last=True, progress=False,
                   loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=0.1), time_limit=1.0)
-    assert history.config["amp_bf16"] and history.config["channels_last"] and history.config["nesterov"]
+    assert history.config["precision"] == "bf16" and history.config["channels_last"] and history.config["nesterov"]
     assert history.config["cutout"] == 8
     assert history.epochs_done < 50 and "time limit of 1 s" in history.meta["stopped"]
     assert all(torch.isfinite(torch.tensor(history.step_loss)))

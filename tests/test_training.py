@@ -7,8 +7,8 @@ import torch
 
 from course_utils.data import TensorLoader
 from course_utils.models import cifar_resnet, resnet18
-from course_utils.training import (History, TrainingDiverged, evaluate, fit, measure_training_speed, pick_device,
-                                   seed_everything)
+from course_utils.training import (History, TrainingDiverged, choose_precision, evaluate, fit,
+                                   measure_training_speed, pick_device, seed_everything)
 
 
 def small_model(seed=0):
@@ -152,7 +152,7 @@ def test_bf16_and_channels_last_run_on_cpu(tiny):
     train, test = loaders(tiny)
     history = fit(model, train, epochs=1, optimizer=sgd(model), val_loader=test, amp=True,
                   channels_last=True, progress=False)
-    assert history.config["amp_bf16"] and history.config["channels_last"]
+    assert history.config["precision"] == "bf16" and history.config["channels_last"]
     assert math.isfinite(history.train_loss[0]) and math.isfinite(history.val_loss[0])
 
 
@@ -197,3 +197,32 @@ def test_fit_accepts_a_loader_without_len(tiny):
     batches = (batch for batch in train)  # a generator has no len()
     history = fit(model, batches, epochs=1, optimizer=sgd(model), progress=True)
     assert len(history.step_loss) == len(train)
+
+
+@pytest.mark.parametrize("capability, expected", [((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp16"),
+                                                  ((7, 0), "fp16"), ((6, 1), "fp16")])
+def test_precision_follows_the_gpus_compute_capability(monkeypatch, capability, expected):
+    # No GPU here: fake the one question the chooser asks of it (H100 9.0, A100 8.0, T4 7.5, V100 7.0).
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert choose_precision(torch.device("cuda", 0)) == expected
+    assert choose_precision(torch.device("cuda", 0), amp=True) == expected
+    assert choose_precision(torch.device("cuda", 0), amp=False) == "fp32"
+
+
+def test_precision_on_a_cpu_is_fp32_unless_asked():
+    assert choose_precision("cpu") == "fp32" and choose_precision("mps") == "fp32"
+    assert choose_precision("cpu", amp=True) == "bf16"
+    assert choose_precision("cpu", amp="fp16") == "fp16"
+    with pytest.raises(ValueError, match="not a precision"):
+        choose_precision("cpu", amp="half")
+
+
+def test_fp16_autocast_with_a_gradient_scaler_trains_on_cpu(tiny):
+    model = small_model()
+    train, test = loaders(tiny)
+    history = fit(model, train, epochs=2, optimizer=sgd(model), val_loader=test, amp="fp16", progress=False)
+    assert history.config["precision"] == "fp16"
+    assert all(math.isfinite(loss) for loss in history.step_loss)
+    assert history.train_loss[-1] < history.train_loss[0]  # the scaled gradients still train it
+    other = small_model()
+    assert fit(other, train, epochs=1, optimizer=sgd(other), progress=False).config["precision"] == "fp32"
