@@ -297,6 +297,7 @@ def fit(
     budget = TimeBudget(time_limit) if isinstance(time_limit, (int, float)) else time_limit
     training_seconds = 0.0  # of this call, for the time budget
     out_of_time = False
+    losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), distributed)
     try:
         for epoch in range(start_epoch, epochs):
             if hasattr(train_loader, "set_epoch"):
@@ -308,23 +309,15 @@ def fit(
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
             seen = torch.zeros((), device=device, dtype=torch.int64)
+            images_this_epoch = 0  # on the host, for the progress bar
             for images, labels in train_loader:
                 images = images.to(device, non_blocking=True, memory_format=memory_format)
                 labels = labels.to(device, non_blocking=True)
                 with _autocast(device, precision):
                     logits = trained(images)
                     loss = loss_fn(logits, labels)
-                loss_value = _global_mean(loss.detach()).item() if distributed else loss.item()
-                lr = optimizer.param_groups[0]["lr"]
-                history.step_loss.append(loss_value)
-                history.step_lr.append(lr)
-                if not math.isfinite(loss_value):
-                    # Stop before this step updates the weights, so they stay finite.
-                    raise TrainingDiverged(
-                        f"the loss became {loss_value} at step {len(history.step_loss)} (epoch {epoch + 1}) "
-                        f"with learning rate {lr:g}. Lower the learning rate (try {lr / 10:g}) and train again.",
-                        history,
-                    )
+                history.step_lr.append(optimizer.param_groups[0]["lr"])
+                losses.add(loss.detach(), epoch)  # reads (and checks) every few steps, before this update
 
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()  # without fp16 the scaler is off and passes everything through
@@ -338,13 +331,16 @@ def fit(
                 loss_sum += loss.detach() * len(labels)
                 correct += (logits.argmax(dim=1) == labels).sum()
                 seen += len(labels)
+                images_this_epoch += len(labels)
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}",
-                                img_per_s=f"{int(seen) / (time.perf_counter() - epoch_start):.0f}")
+                if losses.last is not None:
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{losses.last:.3f}",
+                                    img_per_s=f"{images_this_epoch / (time.perf_counter() - epoch_start):.0f}")
                 if budget is not None and budget.spent >= budget.seconds:
                     out_of_time = True
                     break
 
+            losses.read(epoch)  # the epoch's last losses, before its records
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             if device.type == "cuda":
@@ -380,6 +376,7 @@ def fit(
                 history.meta["stopped"] = f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}"
                 break
     except KeyboardInterrupt:
+        losses.read(None, collective=False)  # the other processes may not be at the same step
         if main:
             bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
                       f"and {len(history.step_loss)} steps.")
@@ -387,6 +384,57 @@ def fit(
         bar.close()
     history.meta["fit_seconds"] = time.perf_counter() - started
     return history
+
+
+# How many steps' losses fit keeps on the device before reading them. Reading a GPU tensor
+# (``.item()``) makes the CPU wait until the GPU has finished all the work queued so far, so reading
+# every step stalls the pipeline (airbench reads once per epoch). On a CPU reading costs nothing,
+# and reading every step keeps the NaN guard exact: it stops before the bad step updates the weights.
+STEPS_PER_LOSS_READ = {"cuda": 50}
+
+
+class _StepLosses:
+    """Per-step training losses, kept on the device and moved to ``history.step_loss`` every
+    ``read_every`` steps (and at the end of each epoch), where a non-finite loss stops training."""
+
+    def __init__(self, history: History, read_every: int, distributed: bool) -> None:
+        self.history, self.read_every, self.distributed = history, read_every, distributed
+        self.pending: list[torch.Tensor] = []
+        self.last: float | None = None  # the latest loss read, for the progress bar
+
+    def add(self, loss: torch.Tensor, epoch: int) -> None:
+        """Keep one step's loss (called after its forward pass, before its update)."""
+        self.pending.append(loss)
+        if len(self.pending) >= self.read_every:
+            self.read(epoch, current_step_applied=False)
+
+    def read(self, epoch: int | None, current_step_applied: bool = True, collective: bool = True) -> None:
+        """Move the kept losses to the History (averaged over processes when ``collective``);
+        raise ``TrainingDiverged`` if one is NaN or infinite."""
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).float()
+        self.pending.clear()
+        if self.distributed and collective:
+            values = _global_mean(values)
+        values = values.tolist()
+        first_step = len(self.history.step_loss) + 1
+        self.history.step_loss.extend(values)
+        self.last = values[-1]
+        bad = next((index for index, value in enumerate(values) if not math.isfinite(value)), None)
+        if bad is None or epoch is None:
+            return
+        step = first_step + bad
+        lr = self.history.step_lr[step - 1]
+        applied = len(values) - bad - (0 if current_step_applied else 1)  # updates from the bad step on
+        state = ("The weights are those before that step, still finite." if applied == 0 else
+                 f"The weights were updated {applied} time(s) from that step on and may not be finite: "
+                 f"load the last checkpoint before training on.")
+        raise TrainingDiverged(
+            f"the loss became {values[bad]} at step {step} (epoch {epoch + 1}) with learning rate {lr:g}. "
+            f"Lower the learning rate (try {lr / 10:g}) and train again. {state}",
+            self.history,
+        )
 
 
 @dataclass

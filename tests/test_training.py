@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from course_utils import training
 from course_utils.data import TensorLoader
 from course_utils.models import cifar_resnet, resnet18
 from course_utils.training import (History, TrainingDiverged, choose_precision, evaluate, fit,
@@ -123,6 +124,39 @@ def test_nan_loss_stops_with_a_message_naming_the_step(tiny):
         fit(model, train, epochs=1, optimizer=optimizer, loss_fn=loss_that_explodes, progress=False)
     assert len(raised.value.history.step_loss) == 3
     assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not applied
+    assert "still finite" in str(raised.value)
+
+
+def test_losses_read_in_batches_give_the_same_history(tiny, monkeypatch):
+    # On a GPU fit reads the step losses every few steps instead of every step (no stall); the
+    # History must not depend on it. Read every 3 steps on this CPU and compare with every step.
+    def train(read_every):
+        monkeypatch.setitem(training.STEPS_PER_LOSS_READ, "cpu", read_every)
+        model = small_model()
+        train_loader, test = loaders(tiny)  # 4 steps per epoch: the reads do not line up with epochs
+        return fit(model, train_loader, epochs=2, optimizer=sgd(model), val_loader=test, progress=False)
+
+    every_step, batched = train(1), train(3)
+    assert len(batched.step_loss) == len(batched.step_lr) == 8
+    assert batched.step_loss == every_step.step_loss  # the same floats, not just close
+    for column in ("step_lr", "train_loss", "train_acc", "val_loss", "val_acc"):
+        assert getattr(batched, column) == getattr(every_step, column)
+
+
+def test_a_nan_found_in_a_later_read_names_its_step_and_says_the_weights_may_be_bad(tiny, monkeypatch):
+    monkeypatch.setitem(training.STEPS_PER_LOSS_READ, "cpu", 3)
+    model = small_model()
+    train, _ = loaders(tiny)
+    calls = []
+
+    def loss_that_explodes_at_step_2(logits, labels):
+        calls.append(1)
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        return loss * float("nan") if len(calls) == 2 else loss
+
+    with pytest.raises(TrainingDiverged, match=r"step 2 \(epoch 1\).*updated 1 time\(s\) from that step on") as raised:
+        fit(model, train, epochs=1, optimizer=sgd(model), loss_fn=loss_that_explodes_at_step_2, progress=False)
+    assert len(raised.value.history.step_loss) == 3  # read at step 3, before step 3's update
 
 
 def test_evaluate_confusion_matrix_and_per_class_accuracy(tiny):
