@@ -10,6 +10,7 @@ active mode, and returns (and, given a folder, writes) one run record per traine
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import sys
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from course_utils import models
+from course_utils.article import article_block_stack
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
 from course_utils.training import (History, TimeBudget, fit, is_distributed, is_main_process, launched_by_torchrun,
@@ -31,6 +33,8 @@ PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 
 DESCRIPTIONS = {
     "degradation": "plain vs residual networks of depth 20 and 56, same data and schedule (notebook 01)",
+    "block-defects": "the article's residual block (shared weights, ReLU before the addition) vs the paper's, "
+                     "3 blocks each (notebook 02)",
     "lr-decay": "ResNet18 with a constant learning rate vs the article's StepLR decay (notebook 05)",
     "depth": "test error against depth: plain and residual 20-110 layers, ResNet18/34/50 (notebook 07)",
     "fast-ablation": "the fast recipe's tricks switched on one at a time, ResNet18 (notebook 08)",
@@ -70,7 +74,9 @@ class RunSpec:
 
 def build_named_model(name: str, width: int | None = None, zero_init_residual: bool = False) -> nn.Module:
     """``"plain-56"`` -> ``plain_net(56)``, ``"resnet-20"`` -> ``cifar_resnet(20)``,
-    ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 and 50).
+    ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 and 50),
+    ``"article-blocks-3"`` / ``"paper-blocks-3"`` -> a stem, 3 of the article's / the paper's
+    residual blocks of ``width`` channels (16 by default), pooling and a classifier.
 
     ``zero_init_residual`` applies to the residual networks only: a plain block whose last
     BatchNorm scale is zero would output zeros, not its input.
@@ -83,8 +89,14 @@ def build_named_model(name: str, width: int | None = None, zero_init_residual: b
         return models.cifar_resnet(depth, zero_init_residual=zero_init_residual)
     if name in ("resnet18", "resnet34", "resnet50"):
         return models.build_model(name, stem="cifar", width=width or 64, zero_init_residual=zero_init_residual)
+    match = re.fullmatch(r"(article|paper)-blocks-(\d+)", name)
+    if match:  # notebook 02: N blocks of the article's design or of the paper's, same stem and head
+        blocks = int(match.group(2))
+        if match.group(1) == "article":
+            return article_block_stack(num_blocks=blocks, width=width or 16)
+        return models.ResNet(models.BasicBlock, [blocks], stem="cifar", width=width or 16)
     raise ValueError(f"unknown model name {name!r}; use 'plain-D' or 'resnet-D' (D = 6n + 2, "
-                     f"e.g. 20, 56), or resnet18 / resnet34 / resnet50")
+                     f"e.g. 20, 56), resnet18 / resnet34 / resnet50, or article-blocks-N / paper-blocks-N")
 
 
 def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:
@@ -282,6 +294,21 @@ def load_seed_runs(folder: str | os.PathLike, experiment: str) -> dict[int, Hist
     return dict(sorted(runs.items()))
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["epochs=4", "train_size=None", "schedule=one-cycle"]`` -> ``{"epochs": 4, "train_size": None,
+    "schedule": "one-cycle"}``: values are read as Python literals, anything else as a string."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"settings are given as KEY=VALUE (e.g. epochs=4), got {pair!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
+
+
 def slug(label: str) -> str:
     """A file-name-safe version of a run label: 'resnet18 StepLR' -> 'resnet18-steplr'."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
@@ -310,6 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs (labels as in `list`)")
     run.add_argument("--overwrite", action="store_true", help="replace existing run records")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    run.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
+                          "(stored in each record's config['overrides'])")
     args = parser.parse_args(argv)
 
     if args.command == "list":
@@ -332,7 +362,8 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
-                              overwrite=args.overwrite, progress=not args.no_progress, command=command)
+                              overwrite=args.overwrite, progress=not args.no_progress, command=command,
+                              overrides=parse_overrides(args.overrides))
     except (FileExistsError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -71,6 +71,26 @@ def test_cli_runs_an_experiment(tmp_path):
     assert record.config["command"].startswith("python -m course_utils run degradation --mode smoke")
     assert record.epochs_done == 1 and record.meta["mode"] == "smoke"
 
+    changed = subprocess.run(
+        [sys.executable, "-m", "course_utils", "run", "degradation", "--mode", "smoke", "--out", str(tmp_path / "set"),
+         "--only", "plain-20", "--no-progress", "--set", "epochs=2", "train_size=64"],
+        capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 0, changed.stderr
+    record = History.load_json(tmp_path / "set" / "degradation__plain-20.json")
+    assert record.epochs_done == 2 and record.config["train_images"] == 64
+    assert record.config["overrides"] == {"epochs": 2, "train_size": 64}
+    wrong = subprocess.run([sys.executable, "-m", "course_utils", "run", "degradation", "--mode", "smoke",
+                            "--out", str(tmp_path / "wrong"), "--set", "epoch=2"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unknown setting(s) ['epoch']" in wrong.stderr
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_overrides_are_read_as_python_literals_or_strings():
+    assert experiments.parse_overrides(["epochs=4", "train_size=None", "schedule=one-cycle", "lr_milestones=(0.75,)"]) \
+        == {"epochs": 4, "train_size": None, "schedule": "one-cycle", "lr_milestones": (0.75,)}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        experiments.parse_overrides(["epochs"])
+
 
 def test_keep_models_returns_the_trained_networks(monkeypatch, cifar):
     monkeypatch.setenv("COURSE_MODE", "smoke")

@@ -1,0 +1,138 @@
+"""Sentences that read a lesson out of a run without reading noise as a result.
+
+Two runs that differ only in their seed still end at different losses. A notebook trains one seed,
+so it cannot measure that spread itself: each verdict compares a difference with a **margin**, the
+spread measured over 5 seeds of the same experiment in quick mode (``benchmarks/quick_seeds.py``,
+table in benchmarks/README.md), and calls a smaller difference "no difference at this scale".
+A verdict is ``shown`` only when every part of the lesson clears its margin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from course_utils.training import History
+
+# Margins per experiment and quantity. Two runs that differ only in their seed differ by about
+# sqrt(2) x sigma, where sigma is a run's seed-to-seed standard deviation; the margin is that, with
+# sigma the largest among the experiment's runs, measured over seeds 0-4 in quick mode on 2 CPU cores
+# (benchmarks/quick_seeds.py; benchmarks/README.md, "Lessons over seeds"). Losses are cross-entropy,
+# errors and accuracies fractions.
+MARGINS: dict[str, dict[str, float]] = {
+    "degradation": {"final_loss": 0.09},  # sigma 0.062 (plain-20)
+    "block-defects": {"final_loss": 0.05},
+    "depth": {"train_error": 0.03},
+    "lr-decay": {"final_loss": 0.05, "test_accuracy": 0.03},
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``shown``: the run shows the lesson; ``text``: what it shows, in Markdown, with its numbers."""
+
+    shown: bool
+    text: str
+
+
+def compare(difference: float, margin: float, more: str, less: str) -> str:
+    """``more`` / ``less`` when ``difference`` clears ``margin`` either way, else "within the noise of"."""
+    if difference > margin:
+        return more
+    if difference < -margin:
+        return less
+    return "within the noise of"
+
+
+def degradation(runs: dict[str, History]) -> Verdict:
+    """Plain-56 ends with a higher training loss than plain-20; with shortcuts the 56-layer network
+    ends no worse than ResNet-20 and below plain-56."""
+    margin = MARGINS["degradation"]["final_loss"]
+    loss = {label: runs[label].final_loss() for label in ("plain-20", "plain-56", "resnet-20", "resnet-56")}
+    plain_gap = loss["plain-56"] - loss["plain-20"]
+    residual_gap = loss["resnet-56"] - loss["resnet-20"]
+    rescued = loss["plain-56"] - loss["resnet-56"]
+    degraded = plain_gap > margin
+    shown = degraded and residual_gap <= margin and rescued > margin
+    text = ("**Degradation seen.** " if degraded else "**No degradation at this scale.** ") + (
+        f"Plain-56 ends with a training loss of {loss['plain-56']:.3f}, plain-20 with {loss['plain-20']:.3f}: "
+        f"a difference of {plain_gap:+.3f}, where two runs differing only in their seed differ by about {margin}. "
+        f"With shortcuts, ResNet-56 ({loss['resnet-56']:.3f}) is "
+        f"{compare(-rescued, margin, 'above', 'below')} its plain twin, and "
+        f"{compare(residual_gap, margin, 'above', 'below')} ResNet-20 ({loss['resnet-20']:.3f}).")
+    return Verdict(shown, text)
+
+
+def depth(runs: dict[str, History]) -> Verdict:
+    """Plain networks' training error rises with depth (deepest vs shallowest); residual networks'
+    does not."""
+    def errors(family: str) -> dict[int, float]:
+        found = {int(label.split("-")[1]): 1 - history.train_acc[-1]
+                 for label, history in runs.items() if label.startswith(f"{family}-")}
+        return dict(sorted(found.items()))
+
+    margin = MARGINS["depth"]["train_error"]
+    plain, residual = errors("plain"), errors("resnet")
+    if len(plain) < 2 or len(residual) < 2:
+        return Verdict(False, "This comparison needs at least two depths of each family.")
+    plain_rise = plain[max(plain)] - plain[min(plain)]
+    residual_rise = residual[max(residual)] - residual[min(residual)]
+    shown = plain_rise > margin and residual_rise <= margin
+
+    def series(values: dict[int, float]) -> str:
+        return ", ".join(f"{100 * error:.1f} %" for error in values.values())
+
+    text = (f"Training error from {min(plain)} to {max(plain)} layers: plain {series(plain)}; "
+            f"residual {series(residual)}. The deepest plain network is "
+            f"{compare(plain_rise, margin, 'worse than', 'better than')} the shallowest "
+            f"({100 * plain_rise:+.1f} points); the deepest residual network is "
+            f"{compare(residual_rise, margin, 'worse than', 'better than')} the shallowest "
+            f"({100 * residual_rise:+.1f} points; two runs differing only in their seed differ by about "
+            f"{100 * margin:.0f} points).")
+    return Verdict(shown, ("**Depth hurts plain networks, not residual ones.** " if shown else "") + text)
+
+
+def lr_decay(runs: dict[str, History]) -> Verdict:
+    """The decayed run ends with a lower training loss and a higher test accuracy than the
+    constant-LR run from the same start."""
+    margins = MARGINS["lr-decay"]
+    constant = next(history for label, history in runs.items() if label.endswith("constant LR"))
+    decayed = next(history for label, history in runs.items() if not label.endswith("constant LR"))
+    loss_gain = constant.final_loss() - decayed.final_loss()
+    accuracy_gain = decayed.val_acc[-1] - constant.val_acc[-1]
+    shown = loss_gain > margins["final_loss"] and accuracy_gain > margins["test_accuracy"]
+    text = (f"With the decay the run ends at a training loss of {decayed.final_loss():.3f} and "
+            f"{decayed.val_acc[-1]:.1%} test accuracy; at a constant learning rate at "
+            f"{constant.final_loss():.3f} and {constant.val_acc[-1]:.1%}. So the decayed run's loss is "
+            f"{compare(-loss_gain, margins['final_loss'], 'above', 'below')} the constant run's, and its accuracy "
+            f"{compare(accuracy_gain, margins['test_accuracy'], 'above', 'below')} it (two runs differing only "
+            f"in their seed differ by about {margins['final_loss']} in loss and {100 * margins['test_accuracy']:.0f} "
+            f"points in accuracy).")
+    return Verdict(shown, ("**The decay helps.** " if shown else "") + text)
+
+
+def block_defects(runs: dict[str, History]) -> Verdict:
+    """The network of the paper's blocks ends with a lower training loss than the one of the
+    article's blocks (shared weights, ReLU before the addition)."""
+    margin = MARGINS["block-defects"]["final_loss"]
+    article = next(history for label, history in runs.items() if label.startswith("article-blocks-"))
+    paper = next(history for label, history in runs.items() if label.startswith("paper-blocks-"))
+    gap = article.final_loss() - paper.final_loss()
+    text = (f"Final training loss: the article's blocks {article.final_loss():.3f}, the paper's "
+            f"{paper.final_loss():.3f}; test accuracy {article.val_acc[-1]:.1%} and {paper.val_acc[-1]:.1%}. ")
+    if gap > margin:
+        text += f"The paper's blocks train better, by more than two runs differing only in their seed differ ({margin})."
+    elif gap < -margin:
+        text += f"The article's blocks train better here, by more than the noise between seeds ({margin})."
+    else:
+        text += (f"**At this scale training does not separate them**: the difference ({gap:+.3f}) is within "
+                 f"the noise between seeds ({margin}).")
+    return Verdict(gap > margin, text)
+
+
+VERDICTS: dict[str, Callable[[dict[str, History]], Verdict]] = {
+    "degradation": degradation,
+    "block-defects": block_defects,
+    "depth": depth,
+    "lr-decay": lr_decay,
+}

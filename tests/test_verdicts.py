@@ -1,0 +1,57 @@
+"""course_utils.verdicts: a difference is called an effect only when it clears the noise margin."""
+
+from course_utils import verdicts
+from course_utils.training import History
+
+
+def run(final_loss: float, train_error: float = 0.5, test_accuracy: float = 0.5) -> History:
+    """A run record with only what the verdicts read: step losses, final train and test accuracy."""
+    return History(step_loss=[final_loss] * 10, train_acc=[1 - train_error], val_acc=[test_accuracy])
+
+
+def test_degradation_needs_each_part_of_the_lesson_beyond_the_margin():
+    margin = verdicts.MARGINS["degradation"]["final_loss"]
+    clear = {"plain-20": run(1.80), "plain-56": run(1.80 + 3 * margin),
+             "resnet-20": run(1.75), "resnet-56": run(1.75 + margin / 2)}  # ResNet-56 within the noise
+    verdict = verdicts.degradation(clear)
+    assert verdict.shown and verdict.text.startswith("**Degradation seen.**")
+    assert "ResNet-20" in verdict.text and "within the noise of ResNet-20" in verdict.text
+
+    small_gap = {**clear, "plain-56": run(1.80 + margin / 2)}
+    verdict = verdicts.degradation(small_gap)
+    assert not verdict.shown and verdict.text.startswith("**No degradation at this scale.**")
+
+    resnet_56_worse = {**clear, "resnet-56": run(1.75 + 2 * margin)}
+    assert not verdicts.degradation(resnet_56_worse).shown
+
+
+def test_depth_compares_deepest_with_shallowest_of_each_family():
+    margin = verdicts.MARGINS["depth"]["train_error"]
+    runs = {"plain-20": run(2.0, 0.70), "plain-56": run(2.2, 0.70 + 2 * margin),
+            "resnet-20": run(2.0, 0.72), "resnet-56": run(2.0, 0.72 - 2 * margin)}
+    verdict = verdicts.depth(runs)
+    assert verdict.shown and "residual network is better than the shallowest" in verdict.text
+    runs["plain-56"] = run(2.0, 0.70 + margin / 2)
+    verdict = verdicts.depth(runs)
+    assert not verdict.shown and "plain network is within the noise of the shallowest" in verdict.text
+    assert not verdicts.depth({"plain-20": run(2.0), "resnet-20": run(2.0)}).shown  # one depth: nothing to say
+
+
+def test_lr_decay_needs_a_lower_loss_and_a_higher_accuracy():
+    margins = verdicts.MARGINS["lr-decay"]
+    constant = run(1.40, test_accuracy=0.40)
+    decayed = run(1.40 - 2 * margins["final_loss"], test_accuracy=0.40 + 2 * margins["test_accuracy"])
+    verdict = verdicts.lr_decay({"resnet18 constant LR": constant, "resnet18 StepLR": decayed})
+    assert verdict.shown and verdict.text.startswith("**The decay helps.**")
+    same_accuracy = run(decayed.final_loss(), test_accuracy=0.40 + margins["test_accuracy"] / 2)
+    verdict = verdicts.lr_decay({"resnet18 constant LR": constant, "resnet18 StepLR": same_accuracy})
+    assert not verdict.shown and "its accuracy within the noise of it" in verdict.text
+
+
+def test_block_defects_says_plainly_when_training_does_not_separate_the_blocks():
+    margin = verdicts.MARGINS["block-defects"]["final_loss"]
+    close = {"article-blocks-3": run(1.90), "paper-blocks-3": run(1.90 - margin / 2)}
+    verdict = verdicts.block_defects(close)
+    assert not verdict.shown and "At this scale training does not separate them" in verdict.text
+    apart = {"article-blocks-3": run(1.90), "paper-blocks-3": run(1.90 - 2 * margin)}
+    assert verdicts.block_defects(apart).shown
