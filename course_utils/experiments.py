@@ -22,6 +22,7 @@ from torch import nn
 
 from course_utils import models
 from course_utils.article import article_block_stack
+from course_utils.checkpoint import save_checkpoint
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
 from course_utils.training import (History, TimeBudget, fit, is_distributed, is_main_process, launched_by_torchrun,
@@ -186,6 +187,7 @@ def run_experiment(
     command: str | None = None,
     keep_models: dict[str, nn.Module] | None = None,
     overrides: dict | None = None,
+    save_models: bool = False,
 ) -> dict[str, History]:
     """Train every run of ``experiment`` in the active mode; return ``{label: History}``.
 
@@ -195,7 +197,9 @@ def run_experiment(
     unless ``overwrite=True``. ``only`` restricts the runs to the given labels. Pass a dict as
     ``keep_models`` to get the trained models too (label -> model), e.g. to look inside them.
     ``overrides`` changes settings of the mode for this call, e.g. ``{"epochs": 1}``; the records
-    store them under ``config["overrides"]``.
+    store them under ``config["overrides"]``. ``save_models=True`` also writes each trained model
+    as a checkpoint ``<experiment>__<label>.pt`` beside its record (with its History), for analyses
+    that need trained weights; it needs ``out_dir``.
     """
     mode = current_mode()
     settings = get_settings(experiment, mode)
@@ -211,8 +215,11 @@ def run_experiment(
         if unknown:
             raise ValueError(f"{experiment} has no run(s) {unknown}; its runs: {[s.label for s in specs]}")
         specs = [spec for spec in specs if spec.label in only]
+    if save_models and out_dir is None:
+        raise ValueError("save_models=True needs an out_dir (--out) to write the checkpoints to")
     paths = {spec.label: Path(out_dir) / f"{experiment}__{slug(spec.label)}.json" for spec in specs} if out_dir else {}
-    existing = [str(path) for path in paths.values() if path.exists()]
+    written = [*paths.values(), *(path.with_suffix(".pt") for path in paths.values() if save_models)]
+    existing = [str(path) for path in written if path.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
                               f"output folder, or pass overwrite=True (--overwrite) to replace them")
@@ -234,6 +241,9 @@ def run_experiment(
         history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {})
         if spec.label in paths and main:
             history.save_json(paths[spec.label])
+            if save_models:
+                save_checkpoint(paths[spec.label].with_suffix(".pt"), model, history=history,
+                                epoch=history.epochs_done)
         runs[spec.label] = history
     return runs
 
@@ -337,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs (labels as in `list`)")
     run.add_argument("--overwrite", action="store_true", help="replace existing run records")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    run.add_argument("--save-models", action="store_true",
+                     help="also write each trained model as a checkpoint beside its record")
     run.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
                           "(stored in each record's config['overrides'])")
@@ -363,7 +375,7 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
         runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
                               overwrite=args.overwrite, progress=not args.no_progress, command=command,
-                              overrides=parse_overrides(args.overrides))
+                              overrides=parse_overrides(args.overrides), save_models=args.save_models)
     except (FileExistsError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

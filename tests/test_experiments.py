@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from course_utils import experiments
+from course_utils.checkpoint import load_checkpoint
 from course_utils.modes import get_settings
 from course_utils.training import History
 
@@ -83,6 +85,22 @@ def test_cli_runs_an_experiment(tmp_path):
                             "--out", str(tmp_path / "wrong"), "--set", "epoch=2"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "unknown setting(s) ['epoch']" in wrong.stderr
     assert not (tmp_path / "wrong").exists()
+
+
+def test_save_models_writes_a_checkpoint_that_loads_into_a_fresh_model(tmp_path, monkeypatch, cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    kept = {}
+    runs = experiments.run_experiment("depth", data=cifar, progress=False, only=["resnet-20"], out_dir=tmp_path,
+                                      save_models=True, keep_models=kept)
+    fresh = experiments.build_named_model("resnet-20")
+    info = load_checkpoint(tmp_path / "depth__resnet-20.pt", fresh)
+    assert info.history.step_loss == runs["resnet-20"].step_loss and info.epoch == 1
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), kept["resnet-20"].state_dict().values()))
+    with pytest.raises(FileExistsError, match="depth__resnet-20"):
+        experiments.run_experiment("depth", data=cifar, progress=False, only=["resnet-20"], out_dir=tmp_path,
+                                   save_models=True)
+    with pytest.raises(ValueError, match="needs an out_dir"):
+        experiments.run_experiment("depth", data=cifar, progress=False, only=["resnet-20"], save_models=True)
 
 
 def test_overrides_are_read_as_python_literals_or_strings():
