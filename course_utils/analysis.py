@@ -128,3 +128,32 @@ def loss_along_direction(model: nn.Module, images: torch.Tensor, labels: torch.T
                 parameter.copy_(original[name])
         model.train(was_training)
     return losses
+
+
+def recalibrate_batchnorm(model: nn.Module, loader, batches: int = 10,
+                          device: torch.device | str | None = None) -> nn.Module:
+    """Re-estimate every BatchNorm's running mean and variance on ``batches`` batches of ``loader``.
+
+    In eval mode BatchNorm normalises with running averages collected during training (momentum
+    0.1: mostly the last few dozen batches). After a short run those averages still trail weights
+    that moved fast, so the network in eval mode can compute something quite different from what
+    it learned in train mode (test losses far above ln 10 = 2.303, chance). Recomputing them as a
+    plain average over a few batches, with the weights fixed, fixes that without training.
+    Returns the model, in eval mode.
+    """
+    norms = [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # None = cumulative average over the batches seen
+    model.train()
+    try:
+        with torch.no_grad():
+            for index, (images, _) in enumerate(loader):
+                if index == batches:
+                    break
+                model(images.to(device) if device is not None else images)
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+    return model.eval()

@@ -6,6 +6,7 @@ import torchvision
 from torch import nn
 
 from course_utils import analysis, models
+from course_utils.data import TensorLoader
 from course_utils.article import ArticleDoublingBlock, ArticleResidualBlock, ArticleResNet18, article_block_stack
 
 
@@ -94,3 +95,16 @@ def test_loss_along_direction_is_the_plain_loss_at_zero_and_restores_weights(tin
     assert losses[1] == pytest.approx(expected, rel=1e-5)
     assert losses[0] != losses[1]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_recalibrated_batchnorm_matches_the_statistics_of_the_batches_it_saw(tiny):
+    model = models.cifar_resnet(8)
+    loader = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=64, augment=False, shuffle=False)
+    batches = [images for images, _ in loader][:3]
+    model.bn1.running_mean.fill_(5.0)  # stale statistics, as after a short run
+    analysis.recalibrate_batchnorm(model, loader, batches=3)
+    assert not model.training and model.bn1.momentum == 0.1  # momentum restored
+    # The cumulative average of 3 equal-sized batches' means is the mean over all 192 images.
+    torch.testing.assert_close(model.bn1.running_mean,
+                               model.conv1(torch.cat(batches)).detach().mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert int(model.bn1.num_batches_tracked) == 3

@@ -26,12 +26,12 @@ def test_degradation_needs_each_part_of_the_lesson_beyond_the_margin():
 
 
 def test_depth_compares_deepest_with_shallowest_of_each_family():
-    margin = verdicts.MARGINS["depth"]["train_error"]
-    runs = {"plain-20": run(2.0, 0.70), "plain-56": run(2.2, 0.70 + 2 * margin),
-            "resnet-20": run(2.0, 0.72), "resnet-56": run(2.0, 0.72 - 2 * margin)}
+    margin = verdicts.MARGINS["depth"]["final_loss"]
+    runs = {"plain-20": run(2.00), "plain-56": run(2.00 + 2 * margin),
+            "resnet-20": run(2.05), "resnet-56": run(2.05 - 2 * margin)}
     verdict = verdicts.depth(runs)
     assert verdict.shown and "residual network is better than the shallowest" in verdict.text
-    runs["plain-56"] = run(2.0, 0.70 + margin / 2)
+    runs["plain-56"] = run(2.00 + margin / 2)
     verdict = verdicts.depth(runs)
     assert not verdict.shown and "plain network is within the noise of the shallowest" in verdict.text
     assert not verdicts.depth({"plain-20": run(2.0), "resnet-20": run(2.0)}).shown  # one depth: nothing to say
