@@ -79,6 +79,16 @@ def main() -> int:
             shown += verdict.shown
             print(f"  seed {seed}: {'SHOWN' if verdict.shown else 'NOT SHOWN'}: {verdict.text}")
         print(f"the lesson shows in {shown} of {len(seeds)} seeds")
+
+    labels = first_runs_labels(seeds)
+    print("\nfor benchmarks/README.md: final train loss / train error / test error of each run\n")
+    print("| seed | " + " | ".join(labels) + (" | lesson shown |" if judge else " |"))
+    print("|---" * (len(labels) + 1 + bool(judge)) + "|")
+    for seed, runs in seeds.items():
+        cells = [f"{runs[label].final_loss():.3f} / {1 - runs[label].train_acc[-1]:.1%} / "
+                 f"{1 - runs[label].val_acc[-1]:.1%}" for label in labels]
+        shown_cell = [("yes" if judge(runs).shown else "**no**")] if judge else []
+        print("| " + " | ".join([str(seed), *cells, *shown_cell]) + " |")
     return 0
 
 
