@@ -66,6 +66,18 @@ def test_cleaning_removes_timestamps_and_shows_each_bar_in_its_final_state():
     assert half["cells"][0]["outputs"][0]["data"]["text/plain"].startswith("50%|█████     |")
 
 
+def test_cleaning_collapses_solution_source_and_output():
+    notebook = make_notebook()
+    notebook["cells"].append({"cell_type": "code", "execution_count": 2, "source": "answer()", "outputs": [],
+                              "metadata": {"tags": ["solution"], "jupyter": {"source_hidden": True}}})
+    notebook["cells"].append({"cell_type": "markdown", "source": "**Solution.**", "metadata": {"tags": ["solution"]}})
+    assert any("solution is not collapsed" in p for p in clean_notebooks.problems(notebook))
+    cleaned = clean_notebooks.clean(notebook)
+    assert cleaned["cells"][1]["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+    assert cleaned["cells"][2]["metadata"]["jupyter"] == {"source_hidden": True}
+    assert clean_notebooks.problems(cleaned) == []
+
+
 def test_check_reports_machine_paths_widgets_without_a_picture_and_unexecuted_cells():
     notebook = clean_notebooks.clean(make_notebook())
     outputs = notebook["cells"][0]["outputs"]
