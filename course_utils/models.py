@@ -321,6 +321,27 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def count_macs(model: nn.Module, image_size: int = 32) -> int:
+    """Multiply-accumulates of one forward pass of one ``image_size`` x ``image_size`` RGB image.
+
+    Counted by running the model under ``torch.utils.flop_counter.FlopCounterMode`` (which counts
+    convolutions and matrix products: 2 FLOPs per multiply-accumulate), not by hand, so the count
+    follows the model's code. Training one image costs about 3x this (forward + backward).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    parameter = next(model.parameters())
+    image = torch.zeros(1, 3, image_size, image_size, device=parameter.device, dtype=parameter.dtype)
+    was_training = model.training
+    model.eval()  # BatchNorm with a batch of 1 image only works in eval mode
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(image)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
 def _named(name: str, model: ResNet, **config) -> ResNet:
     # A plain dict on the model: checkpoints store it so a file says what it contains.
     model.arch = {"name": name, **config}

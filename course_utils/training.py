@@ -59,24 +59,34 @@ def seed_everything(seed: int) -> None:
 
 
 def measure_training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 5,
-                           device: torch.device | str | None = None) -> float:
+                           device: torch.device | str | None = None, amp: bool | str | None = False,
+                           channels_last: bool | None = False, compile: bool = False, warmup: int = 1) -> float:
     """Training images per second of ``model`` on one batch (forward, backward, SGD step).
 
-    One warm-up step is not timed. The model is trained for ``steps`` steps on the batch, so
-    pass a throw-away model (this measures speed, not learning).
+    ``warmup`` untimed steps come first (first-call allocations, kernel selection, and with
+    ``compile=True`` the compilation). ``amp`` and ``channels_last`` mean what they mean in
+    ``fit``, but default to fp32 and NCHW so that a bare call measures the plain model. The
+    model is trained for ``warmup + steps`` steps on the batch, so pass a throw-away model
+    (this measures speed, not learning).
     """
     device = torch.device(device) if device is not None else _model_device(model)
-    model.to(device).train()
-    images, labels = images.to(device), labels.to(device)
+    precision, _, memory_format = _speed_settings(device, amp, channels_last)
+    model.to(device, memory_format=memory_format).train()
+    images, labels = images.to(device).contiguous(memory_format=memory_format), labels.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    forward = torch.compile(model) if compile else model
 
     def step():
-        loss = nn.functional.cross_entropy(model(images), labels)
+        with _autocast(device, precision):
+            loss = nn.functional.cross_entropy(forward(images), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
-    step()  # warm-up: first-call allocations and kernel selection
+    for _ in range(warmup):
+        step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -672,5 +682,7 @@ def git_commit() -> str | None:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
                                capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        # A copy of the code without its .git folder (e.g. sent to a GPU machine) can say where it
+        # came from through COURSE_GIT_COMMIT.
+        return os.environ.get("COURSE_GIT_COMMIT") or None
     return commit + ("+dirty" if dirty else "")

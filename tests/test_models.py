@@ -138,3 +138,12 @@ def test_build_model_rebuilds_from_the_arch_record():
     rebuilt = models.build_model(**model.arch)
     assert rebuilt.arch == model.arch
     assert count_parameters(rebuilt) == count_parameters(model)
+
+
+def test_count_macs_matches_the_known_count_of_torchvision_resnet18():
+    # 1.814 GMACs for one 224x224 image is the figure torchvision's model card gives (1.81 GFLOPS).
+    assert models.count_macs(torchvision.models.resnet18(), image_size=224) == 1_814_073_344
+    model = models.cifar_resnet(20)
+    model.train()
+    assert models.count_macs(model) == 40_551_040
+    assert model.training  # counting leaves the mode as it was

@@ -217,6 +217,19 @@ def test_measure_training_speed_trains_and_reports_images_per_second(tiny):
     assert not torch.equal(before, model.fc.weight)  # it really took optimiser steps
 
 
+def test_measure_training_speed_with_fp16_scaler_and_channels_last(tiny):
+    # The GPU check times every precision and layout; fp16 runs through the gradient scaler.
+    model = small_model()
+    images = tiny.train_images[:16].float().div(255)
+    before = model.fc.weight.detach().clone()
+    speed = measure_training_speed(model, images, tiny.train_labels[:16], steps=1, warmup=0, amp="fp16",
+                                   channels_last=True)
+    assert speed > 0
+    assert not torch.equal(before, model.fc.weight)
+    assert next(model.parameters()).is_contiguous(memory_format=torch.channels_last) or \
+        next(model.parameters()).dim() != 4
+
+
 def test_final_loss_is_the_mean_of_the_last_steps():
     history = History(step_loss=[5.0, 4.0, 3.0, 2.0, 1.0])
     assert history.final_loss(last_steps=2) == 1.5
