@@ -674,7 +674,13 @@ def _run_meta(device: torch.device) -> dict:
 def git_commit() -> str | None:
     """The repository's commit (with '+dirty' for uncommitted changes) when this process first
     asked, or None. Cached: the code a process runs is what it imported at its start, so later
-    commits or edits during a long run must not change what its records claim."""
+    commits or edits during a long run must not change what its records claim.
+
+    ``COURSE_GIT_COMMIT``, when set, wins: a copy of the code sent to another machine (a GPU
+    machine, say) may carry no .git folder, or a stale one that would name the wrong commit.
+    """
+    if os.environ.get("COURSE_GIT_COMMIT"):
+        return os.environ["COURSE_GIT_COMMIT"]
     repo = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
@@ -682,7 +688,5 @@ def git_commit() -> str | None:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
                                capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        # A copy of the code without its .git folder (e.g. sent to a GPU machine) can say where it
-        # came from through COURSE_GIT_COMMIT.
-        return os.environ.get("COURSE_GIT_COMMIT") or None
+        return None
     return commit + ("+dirty" if dirty else "")

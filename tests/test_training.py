@@ -273,3 +273,14 @@ def test_fp16_autocast_with_a_gradient_scaler_trains_on_cpu(tiny):
     assert history.train_loss[-1] < history.train_loss[0]  # the scaled gradients still train it
     other = small_model()
     assert fit(other, train, epochs=1, optimizer=sgd(other), progress=False).config["precision"] == "fp32"
+
+
+def test_git_commit_can_be_named_for_a_copy_without_its_repository(monkeypatch):
+    from course_utils.training import git_commit
+
+    monkeypatch.setenv("COURSE_GIT_COMMIT", "497ad23")
+    git_commit.cache_clear()
+    try:
+        assert git_commit() == "497ad23"
+    finally:
+        git_commit.cache_clear()
