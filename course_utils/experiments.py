@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
+import math
 import os
 import re
 import sys
@@ -24,9 +26,10 @@ from course_utils import models
 from course_utils.article import article_block_stack
 from course_utils.checkpoint import save_checkpoint
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
-from course_utils.modes import MODES, SETTINGS, Settings, current_mode, format_settings, get_settings
+from course_utils.modes import (MODES, SETTINGS, T4_MACS_PER_SECOND, T4_SECONDS_PER_LAYER, Settings, current_mode,
+                                format_settings, get_settings)
 from course_utils.training import (History, TimeBudget, fit, is_distributed, is_main_process, launched_by_torchrun,
-                                   pick_device, seed_everything, start_process_group,
+                                   measure_training_speed, pick_device, seed_everything, start_process_group,
                                    stop_process_group)
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
@@ -174,6 +177,90 @@ def one_cycle_factor(progress: float, warmup_fraction: float) -> float:
     return max(1.0 - progress, 0.0) / (1.0 - warmup_fraction)
 
 
+def t4_step_seconds(model: nn.Module, batch_size: int) -> float:
+    """Assumed seconds of one training step of ``model`` on a T4: arithmetic at
+    ``modes.T4_MACS_PER_SECOND`` plus a fixed cost per weight layer (the assumption is stated
+    next to the constants in ``course_utils.modes``)."""
+    layers = sum(isinstance(module, (nn.Conv2d, nn.Linear)) for module in model.modules())
+    return batch_size * 3 * models.count_macs(model) / T4_MACS_PER_SECOND + layers * T4_SECONDS_PER_LAYER
+
+
+def measured_step_seconds(model: nn.Module, settings: Settings, data: Cifar10, device: torch.device) -> float:
+    """Seconds of one training step of a copy of ``model`` on ``device``, at the run's batch size,
+    precision and layout: one untimed step, then two timed (the model itself is not touched)."""
+    batch = min(settings.batch_size, len(data.train_images))
+    images = data.train_images[:batch].float().div(255)  # the speed does not depend on normalising
+    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=2, warmup=1,
+                                  device=device, amp=settings.amp, channels_last=settings.channels_last)
+    return batch / rate
+
+
+def epoch_seconds(step_seconds: float, settings: Settings, train_images: int, test_images: int) -> float:
+    """One epoch: its training steps, then the test pass (forward only, about a third of a
+    training step's work per image; twice that with test-time flipping)."""
+    steps = math.ceil(train_images / settings.batch_size)
+    test = test_images / settings.batch_size * step_seconds / 3 * (2 if settings.flip_tta else 1)
+    return steps * step_seconds + test
+
+
+def estimate_epoch_seconds(experiment: str, settings: Settings, *, device: torch.device | str | None = None,
+                           data: Cifar10 | None = None, seed: int = 0,
+                           specs: list[RunSpec] | None = None) -> dict[str, float]:
+    """Seconds per epoch of each run of ``experiment`` with ``settings``: ``{label: seconds}``.
+
+    ``device="t4"``: by the T4 assumption of ``course_utils.modes`` (no data needed). Otherwise
+    measured on that device: a few timed training steps of each run's model on ``data`` (which
+    must already be the experiment's subset). torch.compile's compilation is not included.
+    ``specs``: only these runs (default: all of the experiment's).
+    """
+    train_images = len(data.train_images) if data is not None else (settings.train_size or 50_000)
+    test_images = len(data.test_images) if data is not None else (settings.test_size or 10_000)
+    estimates = {}
+    for spec in specs if specs is not None else run_specs(experiment, settings):
+        run_settings = spec.settings(settings)
+        model = build_model_for(spec, settings, seed)
+        if device == "t4":
+            step = t4_step_seconds(model, run_settings.batch_size)
+        else:
+            if data is None:
+                raise ValueError("measuring on a device needs the data (the experiment's subset)")
+            step = measured_step_seconds(model, run_settings, data, torch.device(device))
+        estimates[spec.label] = epoch_seconds(step, run_settings, train_images, test_images)
+    return estimates
+
+
+def t4_experiment_seconds(experiment: str, settings: Settings) -> float:
+    """Estimated seconds of all runs of ``experiment`` on a T4 (a run with a time budget stops at it)."""
+    per_epoch = estimate_epoch_seconds(experiment, settings, device="t4").values()
+    return sum(min(settings.epochs * seconds, settings.time_budget or math.inf) for seconds in per_epoch)
+
+
+def epochs_for_budget(minutes: float, seconds_per_epoch: dict[str, float], most: int) -> int:
+    """The most epochs (at least 1, at most ``most``) for which every run together fits ``minutes``;
+    every run gets the same number, so a comparison stays fair (same steps, same data)."""
+    if not minutes > 0:
+        raise ValueError(f"a time budget must be a positive number of minutes, got {minutes!r}")
+    return max(1, min(most, int(minutes * 60 // sum(seconds_per_epoch.values()))))
+
+
+def time_budget_minutes(explicit: float | None = None) -> float | None:
+    """The experiment time budget: ``explicit`` if given, else ``$COURSE_TIME_BUDGET`` (minutes), else None."""
+    if explicit is not None:
+        return float(explicit)
+    value = os.environ.get("COURSE_TIME_BUDGET", "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"COURSE_TIME_BUDGET={value!r} is not a number of minutes; set e.g. "
+                         f"COURSE_TIME_BUDGET=20, or unset it to run the mode's epochs") from None
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
 def run_experiment(
     experiment: str,
     *,
@@ -188,6 +275,7 @@ def run_experiment(
     keep_models: dict[str, nn.Module] | None = None,
     overrides: dict | None = None,
     save_models: bool = False,
+    budget_minutes: float | None = None,
 ) -> dict[str, History]:
     """Train every run of ``experiment`` in the active mode; return ``{label: History}``.
 
@@ -200,6 +288,11 @@ def run_experiment(
     store them under ``config["overrides"]``. ``save_models=True`` also writes each trained model
     as a checkpoint ``<experiment>__<label>.pt`` beside its record (with its History), for analyses
     that need trained weights; it needs ``out_dir``.
+
+    Before training it prints each run's expected duration on this device (a few timed steps per
+    run). ``budget_minutes`` (default: ``$COURSE_TIME_BUDGET``) chooses the number of epochs from
+    that estimate so that all runs fit, the same for every run (at most the mode's); the records
+    store the choice under ``config["time_budget_choice"]``.
     """
     mode = current_mode()
     settings = get_settings(experiment, mode)
@@ -227,8 +320,27 @@ def run_experiment(
     main = is_main_process()  # under torchrun, only process 0 prints and writes records
     device = torch.device(device) if device is not None else pick_device(verbose=main)
     data = (data if data is not None else load_cifar10()).subset(settings.train_size, settings.test_size, seed)
+    budget = time_budget_minutes(budget_minutes)
+    if budget is not None and is_distributed():
+        raise ValueError("a time budget is not supported under torchrun (each process would measure its own "
+                         "estimate); choose the epochs with --set epochs=N instead")
+    estimates = estimate_epoch_seconds(experiment, settings, device=device, data=data, seed=seed, specs=specs)
+    choice = None
+    if budget is not None:
+        epochs = epochs_for_budget(budget, estimates, settings.epochs)
+        choice = {"budget_minutes": budget, "mode_epochs": settings.epochs, "epochs": epochs,
+                  "estimated_minutes": round(epochs * sum(estimates.values()) / 60, 2),
+                  "why": f"{epochs} epoch(s) of every run fit the {budget:g}-minute budget by the estimate "
+                         f"of {sum(estimates.values()):.1f} s per epoch of all runs (mode: {settings.epochs} epochs)"}
+        settings = replace(settings, epochs=epochs)
     if main:
         print(f"{experiment} in {mode} mode: {format_settings(settings)}")
+        print(f"expected on {device.type} (a few timed steps per run"
+              + ("; plus compilation" if settings.compile else "") + "): "
+              + ", ".join(f"{label} {_minutes(settings.epochs * seconds)}" for label, seconds in estimates.items())
+              + f"; all {_minutes(settings.epochs * sum(estimates.values()))}")
+        if choice:
+            print(f"time budget: {choice['why']}")
 
     runs = {}
     for spec in specs:
@@ -238,7 +350,8 @@ def run_experiment(
         history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
         if keep_models is not None:
             keep_models[spec.label] = model
-        history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {})
+        history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {},
+                              estimated_epoch_seconds=round(estimates[spec.label], 3), time_budget_choice=choice)
         if spec.label in paths and main:
             history.save_json(paths[spec.label])
             if save_models:
@@ -325,11 +438,20 @@ def slug(label: str) -> str:
 
 
 def list_experiments() -> None:
-    """Print every experiment with its sizes in each mode."""
+    """Print every experiment with its sizes in each mode, and for full and paper mode the
+    estimated time on a T4 (the assumption is in ``course_utils.modes``)."""
+    print("Times on a T4 are estimates: forward MACs x 3 at 4 TMAC/s plus 0.5 ms per weight layer per step "
+          "(see course_utils/modes.py), without compilation.")
     for name, description in DESCRIPTIONS.items():
         print(f"{name}: {description}")
         for mode in MODES:
-            print(f"  {mode:>5}: {format_settings(SETTINGS[name][mode])}")
+            if mode == "paper" and mode not in SETTINGS[name]:
+                continue  # runs its full settings
+            settings = get_settings(name, mode)
+            line = f"  {mode:>5}: {format_settings(settings)}"
+            if mode in ("full", "paper"):
+                line += f"  [estimate on a T4: {_minutes(t4_experiment_seconds(name, settings))}]"
+            print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     run.add_argument("--save-models", action="store_true",
                      help="also write each trained model as a checkpoint beside its record")
+    run.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                     help="choose the epochs so that all runs fit MINUTES by the printed estimate "
+                          "(default: $COURSE_TIME_BUDGET, else the mode's epochs)")
     run.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
                           "(stored in each record's config['overrides'])")
@@ -375,7 +500,8 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
         runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
                               overwrite=args.overwrite, progress=not args.no_progress, command=command,
-                              overrides=parse_overrides(args.overrides), save_models=args.save_models)
+                              overrides=parse_overrides(args.overrides), save_models=args.save_models,
+                              budget_minutes=args.budget)
     except (FileExistsError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -28,11 +28,12 @@ def test_lr_decay_pairs_constant_and_step_runs():
 def test_schedules_scale_the_articles_step_and_the_papers_milestones():
     import torch
 
-    settings = get_settings("lr-decay", "full")  # 30 epochs, the article's step of 10
+    settings = get_settings("lr-decay", "paper")  # 30 epochs, the article's step of 10
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     scheduler = experiments.make_scheduler(optimizer, settings, "step")
     assert scheduler.step_size == 10
-    paper = experiments.make_scheduler(optimizer, get_settings("depth", "full"), "multistep")
+    assert experiments.make_scheduler(optimizer, get_settings("lr-decay", "full"), "step").step_size == 8  # of 24
+    paper = experiments.make_scheduler(optimizer, get_settings("depth", "paper"), "multistep")
     assert sorted(paper.milestones) == [82, 123]  # 50% and 75% of 164 epochs
     assert experiments.make_scheduler(optimizer, settings, "constant") is None
 

@@ -30,12 +30,19 @@ def test_unknown_mode_lists_the_valid_ones(monkeypatch):
 
 def test_every_experiment_has_every_mode_and_modes_grow():
     for experiment, table in modes.SETTINGS.items():
-        assert set(table) == set(modes.MODES), experiment
-        smoke, quick, full = (table[m] for m in modes.MODES)
+        assert {"smoke", "quick", "full"} <= set(table) <= set(modes.MODES), experiment
+        smoke, quick, full, paper = (modes.get_settings(experiment, m) for m in modes.MODES)
         def images_seen(settings):  # None = all 50,000 training images
             return (settings.train_size or 50_000) * settings.epochs
 
-        assert images_seen(smoke) < images_seen(quick) <= images_seen(full), experiment
+        assert images_seen(smoke) < images_seen(quick) <= images_seen(full) <= images_seen(paper), experiment
+
+
+def test_paper_mode_is_the_papers_schedule_and_full_mode_is_shorter():
+    assert modes.get_settings("depth", "paper").epochs == 164
+    assert "resnet-110" in modes.get_settings("depth", "paper").models
+    assert modes.get_settings("depth", "full").epochs < 164
+    assert modes.get_settings("fast", "paper") == modes.get_settings("fast", "full")  # no paper schedule of its own
 
 
 def test_describe_prints_mode_device_and_sizes(monkeypatch, capsys):
