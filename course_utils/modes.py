@@ -238,10 +238,18 @@ def describe(experiment: str | None = None, mode: str | None = None) -> None:
 
     device = pick_device(verbose=False)
     print(f"device: {describe_device(device)}, training precision {choose_precision(device)}")
-    experiments = list(SETTINGS) if experiment is None else [experiment]
-    for name in experiments:
+    from course_utils.experiments import t4_experiment_seconds, time_budget_minutes  # late: experiments imports modes
+
+    names = list(SETTINGS) if experiment is None else [experiment]
+    for name in names:
         settings = get_settings(name, mode)
         print(f"{name}: {format_settings(settings)}")
+        if mode in ("full", "paper"):
+            print(f"  estimate on a T4 (an assumption, see course_utils/modes.py): "
+                  f"{t4_experiment_seconds(name, settings) / 60:.1f} min")
+    budget = time_budget_minutes()
+    print("time: each experiment prints its expected duration on this device before it trains"
+          + (f"; COURSE_TIME_BUDGET={budget:g} min chooses its epochs" if budget is not None else ""))
 
 
 def format_settings(settings: Settings) -> str:

@@ -52,3 +52,11 @@ def test_describe_prints_mode_device_and_sizes(monkeypatch, capsys):
     assert "mode: quick (from COURSE_MODE" in out
     assert "device: " in out
     assert "degradation: train_size=2,048, test_size=500, epochs=3" in out
+
+
+def test_describe_gives_the_t4_estimate_in_full_mode_and_the_budget(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_TIME_BUDGET", "20")
+    modes.describe("lr-decay", mode="full")
+    out = capsys.readouterr().out
+    assert "estimate on a T4 (an assumption, see course_utils/modes.py): " in out
+    assert "COURSE_TIME_BUDGET=20 min chooses its epochs" in out
