@@ -78,14 +78,14 @@ def simulate(work: Path, data: Path) -> int:
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    missing = subprocess.run([str(python), "-c", "import course_utils"], capture_output=True)
+    content = work / "content"
+    content.mkdir()
+    missing = subprocess.run([str(python), "-c", "import course_utils"], cwd=content, capture_output=True)
     if missing.returncode == 0:
         print("error: course_utils is importable in the new virtualenv; the simulation proves nothing")
         return 1
 
     step("3. notebook 00's first cells, from a folder outside the clone (like Colab's /content)")
-    content = work / "content"
-    content.mkdir()
     notebook = json.loads((origin / "notebooks" / "00_setup.ipynb").read_text(encoding="utf-8"))
     cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"][:FIRST_CELLS - 1]
     if f'COURSE_REPOSITORY = "{url}"' not in cells[0]:
