@@ -187,10 +187,11 @@ def t4_step_seconds(model: nn.Module, batch_size: int) -> float:
 
 def measured_step_seconds(model: nn.Module, settings: Settings, data: Cifar10, device: torch.device) -> float:
     """Seconds of one training step of a copy of ``model`` on ``device``, at the run's batch size,
-    precision and layout: one untimed step, then two timed (the model itself is not touched)."""
+    precision and layout: two untimed steps (the first call in a process also pays for setting up
+    kernels: it made a first estimate 3x too long), then two timed. The model itself is not touched."""
     batch = min(settings.batch_size, len(data.train_images))
     images = data.train_images[:batch].float().div(255)  # the speed does not depend on normalising
-    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=2, warmup=1,
+    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=2, warmup=2,
                                   device=device, amp=settings.amp, channels_last=settings.channels_last)
     return batch / rate
 
