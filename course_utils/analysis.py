@@ -157,3 +157,41 @@ def recalibrate_batchnorm(model: nn.Module, loader, batches: int = 10,
         for norm, momentum in zip(norms, momenta):
             norm.momentum = momentum
     return model.eval()
+
+
+def architecture_table(names: tuple[str, ...] = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"), *,
+                       image_size: int = 224, batch_size: int = 4,
+                       device: torch.device | str = "cpu") -> list[dict]:
+    """One row per ImageNet-layout ResNet (1000 classes, torchvision's stem and parameter counts):
+    its block, blocks per stage, weight layers, parameters, forward multiply-accumulates of one
+    ``image_size`` image (counted by ``models.count_macs``), and the measured seconds of one
+    forward pass of a batch of ``batch_size`` images on ``device`` (after one untimed pass).
+
+    Weight layers are what the names count: the stem convolution, the convolutions of every block
+    (2 in a BasicBlock, 3 in a Bottleneck) and the classifier; shortcut projections are not counted.
+    """
+    import time
+
+    from course_utils import models
+
+    rows = []
+    device = torch.device(device)
+    images = torch.rand(batch_size, 3, image_size, image_size, device=device)  # speed does not depend on content
+    for name in names:
+        model = models.build_model(name, num_classes=1000, stem="imagenet").to(device).eval()
+        layers = sum(1 for module_name, module in model.named_modules()
+                     if isinstance(module, (nn.Conv2d, nn.Linear)) and "downsample" not in module_name)
+        with torch.inference_mode():
+            model(images)  # untimed: first-call set-up
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model(images)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds = time.perf_counter() - start
+        rows.append({"name": name, "block": type(model.layer1[0]).__name__,
+                     "blocks_per_stage": [len(stage) for stage in model.stages()], "layers": layers,
+                     "parameters": models.count_parameters(model), "macs": models.count_macs(model, image_size),
+                     "forward_seconds": seconds, "batch_size": batch_size})
+    return rows

@@ -91,7 +91,7 @@ def build_named_model(name: str, width: int | None = None, zero_init_residual: b
         if family == "plain":
             return models.plain_net(depth)
         return models.cifar_resnet(depth, zero_init_residual=zero_init_residual)
-    if name in ("resnet18", "resnet34", "resnet50"):
+    if name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
         return models.build_model(name, stem="cifar", width=width or 64, zero_init_residual=zero_init_residual)
     match = re.fullmatch(r"(article|paper)-blocks-(\d+)", name)
     if match:  # notebook 02: N blocks of the article's design or of the paper's, same stem and head
@@ -100,7 +100,7 @@ def build_named_model(name: str, width: int | None = None, zero_init_residual: b
             return article_block_stack(num_blocks=blocks, width=width or 16)
         return models.ResNet(models.BasicBlock, [blocks], stem="cifar", width=width or 16)
     raise ValueError(f"unknown model name {name!r}; use 'plain-D' or 'resnet-D' (D = 6n + 2, "
-                     f"e.g. 20, 56), resnet18 / resnet34 / resnet50, or article-blocks-N / paper-blocks-N")
+                     f"e.g. 20, 56), resnet18 / 34 / 50 / 101 / 152, or article-blocks-N / paper-blocks-N")
 
 
 def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:

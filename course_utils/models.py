@@ -282,6 +282,18 @@ def resnet50(num_classes: int = 10, stem: str = "cifar", width: int = 64, **kwar
                   num_classes=num_classes, stem=stem, width=width, **kwargs)
 
 
+def resnet101(num_classes: int = 10, stem: str = "cifar", width: int = 64, **kwargs) -> ResNet:
+    """ResNet-101: Bottlenecks [3, 4, 23, 3] (44,549,160 parameters with 1000 classes, ImageNet stem)."""
+    return _named("resnet101", ResNet(Bottleneck, [3, 4, 23, 3], num_classes, stem, width, **kwargs),
+                  num_classes=num_classes, stem=stem, width=width, **kwargs)
+
+
+def resnet152(num_classes: int = 10, stem: str = "cifar", width: int = 64, **kwargs) -> ResNet:
+    """ResNet-152: Bottlenecks [3, 8, 36, 3] (60,192,808 parameters with 1000 classes, ImageNet stem)."""
+    return _named("resnet152", ResNet(Bottleneck, [3, 8, 36, 3], num_classes, stem, width, **kwargs),
+                  num_classes=num_classes, stem=stem, width=width, **kwargs)
+
+
 def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "A", **kwargs) -> ResNet:
     """The paper's CIFAR-10 ResNets (Section 4.2): depth = 6n + 2 (20, 32, 44, 56, 110).
 
@@ -304,6 +316,8 @@ ARCHITECTURES: dict[str, Callable[..., ResNet]] = {
     "resnet18": resnet18,
     "resnet34": resnet34,
     "resnet50": resnet50,
+    "resnet101": resnet101,
+    "resnet152": resnet152,
     "cifar_resnet": cifar_resnet,
     "plain_net": plain_net,
 }

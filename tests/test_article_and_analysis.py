@@ -108,3 +108,11 @@ def test_recalibrated_batchnorm_matches_the_statistics_of_the_batches_it_saw(tin
     torch.testing.assert_close(model.bn1.running_mean,
                                model.conv1(torch.cat(batches)).detach().mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
     assert int(model.bn1.num_batches_tracked) == 3
+
+
+def test_architecture_table_counts_the_layers_the_names_promise():
+    rows = analysis.architecture_table(("resnet18", "resnet50", "resnet152"), image_size=32, batch_size=1)
+    assert [row["layers"] for row in rows] == [18, 50, 152]
+    assert [row["block"] for row in rows] == ["BasicBlock", "Bottleneck", "Bottleneck"]
+    assert rows[2]["blocks_per_stage"] == [3, 8, 36, 3] and rows[2]["parameters"] == 60_192_808
+    assert rows[0]["macs"] < rows[1]["macs"] < rows[2]["macs"] and all(row["forward_seconds"] > 0 for row in rows)

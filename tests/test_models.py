@@ -10,7 +10,8 @@ from course_utils.models import BasicBlock, Bottleneck, ResNet, cifar_resnet, co
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032)],
+    [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032), ("resnet101", 44_549_160),
+     ("resnet152", 60_192_808)],
 )
 def test_imagenet_parameter_counts_equal_torchvision(name, expected):
     ours = getattr(models, name)(num_classes=1000, stem="imagenet")
@@ -19,7 +20,7 @@ def test_imagenet_parameter_counts_equal_torchvision(name, expected):
     assert count_parameters(theirs) == expected
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet101"])
 def test_torchvision_weights_give_the_same_outputs_both_ways(name):
     torch.manual_seed(0)
     ours = getattr(models, name)(num_classes=1000, stem="imagenet").eval()
