@@ -45,6 +45,7 @@ METRIC_LABELS = {
     "val_error": "validation error (%)",
 }
 STEP_AXIS_LABEL = "step (optimiser updates)"
+SMOOTHED_METRICS = ("step_loss",)  # what compare_runs' smoothing applies to
 HISTORY_SMOOTHING = 0.9  # EMA weight of plot_history's smoothed loss: averages roughly the last 10 steps
 MAX_IMAGES = 64
 
@@ -122,6 +123,8 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
         metric: one of ``training.METRICS``. ``step_loss`` and ``step_lr`` are recorded per step,
             the others per epoch. Accuracy and error are drawn in %.
         smooth: EMA weight in [0, 1) (see ``ema``); 0 draws the raw values, 0.9 averages ~10 points.
+            Only the noisy per-step loss is smoothed: smoothing the learning rate would turn a
+            step decay into a slope, and per-epoch values are already averages (a few points).
         logy: logarithmic y axis (useful for losses and error rates that span decades).
         ax: draw into these axes (e.g. one panel of ``plt.subplots(1, 2)``) instead of a new figure.
         by: x axis, ``"step"`` or ``"epoch"``; default ``"step"`` for per-step metrics and
@@ -144,6 +147,7 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
 
     scale = 100 if metric in PERCENT_METRICS else 1
     marker = None if metric in PER_STEP_METRICS else "o"  # dots show where the few epoch values lie
+    smooth = smooth if metric in SMOOTHED_METRICS else 0.0
     skipped = []
     for label, history in runs.items():
         values = history.metric(metric)
@@ -204,6 +208,8 @@ class RunComparison:
         self._refreshing = False
         self.run_select = widgets.SelectMultiple(options=list(runs), value=tuple(runs), description="runs",
                                                  rows=8)
+        self.run_hint = widgets.HTML("<small>Several runs: Ctrl-click (Cmd-click on a Mac) to add or remove one, "
+                                     "Shift-click for a range.</small>")
         self.metric_select = widgets.Dropdown(options=METRICS, value=metric, description="metric")
         # continuous_update=False: redraw when the slider is released, not for every pixel dragged.
         self.smooth_slider = widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01,
@@ -215,7 +221,8 @@ class RunComparison:
             control.observe(self._on_change, names="value")
         self.refresh_button.on_click(lambda _button: self.redraw())
         settings = widgets.VBox([self.metric_select, self.smooth_slider, self.logy_toggle, self.refresh_button])
-        self.widget = widgets.VBox([widgets.HBox([self.run_select, settings]), self.output])
+        self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.run_select, self.run_hint]), settings]),
+                                    self.output])
         # Jupyter asks the object it displays for its formats. A saved notebook opened without a
         # kernel (GitHub, nbconvert HTML, JupyterLab before trusting) cannot draw the widget, so
         # the stored output also carries a picture of the current view and a sentence.
@@ -270,6 +277,8 @@ class RunComparison:
             plt.show()
 
     def _on_change(self, _change: dict) -> None:
+        # The slider only means something for the per-step loss (see compare_runs).
+        self.smooth_slider.disabled = self.metric_select.value not in SMOOTHED_METRICS
         if not self._refreshing:
             self.redraw()
 

@@ -258,9 +258,12 @@ def test_widget_picks_up_new_runs_and_redraws_on_every_control():
 
     comparison.metric_select.value = "val_acc"
     assert "accuracy" in comparison.figure.axes[0].get_ylabel()
+    assert comparison.smooth_slider.disabled  # per-epoch values are not smoothed
     comparison.smooth_slider.value = 0.5
     np.testing.assert_allclose(lines_by_label(comparison.figure)["resnet-20"].get_ydata(),
-                               100 * ema([0.25, 0.33, 0.38], 0.5))
+                               100 * np.array([0.25, 0.33, 0.38]))
+    comparison.metric_select.value = "step_loss"
+    assert not comparison.smooth_slider.disabled
     comparison.logy_toggle.value = True
     assert comparison.figure.axes[0].get_yscale() == "log"
 
@@ -329,3 +332,11 @@ def test_plot_accuracy_vs_time_puts_epochs_at_cumulative_training_minutes():
     target_lines = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == "--"]
     assert sorted(tuple(l.get_xdata()) + tuple(l.get_ydata()) for l in target_lines) == \
         sorted([(0, 1, 80, 80), (15, 15, 0, 1)])
+
+
+def test_compare_runs_smooths_the_step_loss_only():
+    history = History(step_loss=[2.0, 1.0, 2.0, 1.0], step_lr=[0.1, 0.1, 0.01, 0.01])
+    lr = lines_by_label(compare_runs({"run": history}, "step_lr", smooth=0.9))["run"].get_ydata()
+    assert list(lr) == [0.1, 0.1, 0.01, 0.01]  # a step decay stays a step
+    loss = lines_by_label(compare_runs({"run": history}, "step_loss", smooth=0.9))["run"].get_ydata()
+    assert list(loss) != [2.0, 1.0, 2.0, 1.0]
