@@ -78,7 +78,7 @@ def plot_history(history: History, title: str | None = None) -> Figure:
     """
     if not history.step_loss:
         raise ValueError("this History has no steps yet: train with fit(...) or load a run record first")
-    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(11, 3.6), layout="constrained")
     steps = np.arange(1, len(history.step_loss) + 1)
     epochs = np.arange(1, history.epochs_done + 1)
     epoch_ends = epochs * history.steps_per_epoch
@@ -468,7 +468,7 @@ def plot_ablation(runs: dict[str, History]) -> Figure:
     labels = list(runs)
     speed = [float(np.mean(history.images_per_s)) for history in runs.values()]
     accuracy = [100 * history.val_acc[-1] for history in runs.values()]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * len(labels) + 1.5), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(labels) + 1.5), sharey=True, layout="constrained")
     for ax, values, title, unit in ((axes[0], speed, "training speed", "{:,.0f}"),
                                     (axes[1], accuracy, "test accuracy (%)", "{:.1f}")):
         bars = ax.barh(labels, values, color="tab:blue")

@@ -107,3 +107,19 @@ def test_check_mode_changes_nothing_and_fails_on_an_unclean_file(tmp_path, capsy
     assert clean_notebooks.main([str(path)]) == 0  # cleans in place
     assert clean_notebooks.main(["--check", str(path)]) == 0
     assert clean_notebooks.main(["--check", str(tmp_path / "missing.ipynb")]) == 1
+
+
+def test_figures_fit_the_width_of_a_notebook():
+    # A figure wider than the notebook column (about 11 inches at 1366x800) is scaled down until its
+    # tick labels are unreadable; wide comparisons go in a grid instead.
+    import json
+    import re
+
+    wide = []
+    for path in [*NOTEBOOKS, *sorted((REPO / "course_utils").glob("*.py"))]:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":
+            text = "\n".join("".join(cell["source"]) for cell in json.loads(text)["cells"] if cell["cell_type"] == "code")
+        wide += [f"{path.name}: {match.group(0)}" for match in re.finditer(r"figsize=\(([\d.]+),", text)
+                 if float(match.group(1)) > 11]
+    assert not wide, wide
