@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.training import History
+from course_utils.training import History, plain_data
 
 CHECKPOINT_FORMAT = "course_utils.checkpoint/1"
 
@@ -50,19 +50,20 @@ def save_checkpoint(
     """Write a checkpoint atomically: to a temporary file first, then renamed over ``path``.
 
     An interrupted save (Ctrl-C, full disk, power cut) therefore never damages the previous
-    file. ``meta`` keywords (e.g. ``epoch=3``) must be plain data: numbers, strings, lists, dicts.
+    file. ``meta`` keywords (e.g. ``epoch=3``) are stored as plain data (``training.plain_data``:
+    a NumPy number becomes a number, a ``Path`` a string), so the file always loads again safely.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": CHECKPOINT_FORMAT,
         "model_state": _unwrap(model).state_dict(),
-        "arch": getattr(_unwrap(model), "arch", None),
+        "arch": plain_data(getattr(_unwrap(model), "arch", None)),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
         "history": history.to_dict() if history is not None else None,
         "rng": _rng_states(),
-        "meta": meta,
+        "meta": plain_data(meta),
     }
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -96,6 +97,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; check the path or train and save first")
+    _check_file_kind(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -159,7 +161,31 @@ def _key_list(title: str, keys: list[str], shown: int = 8) -> str:
 
 
 def _strip_module_prefix(key: str) -> str:
-    return key[len("module."):] if key.startswith("module.") else key
+    # DataParallel / DistributedDataParallel save "module.", torch.compile "_orig_mod.", in any nesting.
+    while key.startswith(("module.", "_orig_mod.")):
+        key = key.split(".", 1)[1]
+    return key
+
+
+# What a PyTorch file starts with: a zip archive (torch.save since 1.6) or a pickle (older files).
+TORCH_FILE_STARTS = (b"PK\x03\x04", b"\x80")
+
+
+def _check_file_kind(path: Path) -> None:
+    """Refuse, with the likely reason, files that are not PyTorch files at all."""
+    with open(path, "rb") as file:
+        start = file.read(512)
+    if start.startswith(TORCH_FILE_STARTS):
+        return
+    if start.startswith(b"version https://git-lfs"):
+        raise CheckpointError(f"{path} is a git-LFS pointer, not the checkpoint itself: run `git lfs pull` "
+                              f"in the repository (or download the real file) and load it again")
+    if start.lstrip().lower().startswith((b"<!doctype html", b"<html", b"<?xml", b"<")):
+        raise CheckpointError(f"{path} is a web page (HTML), not a checkpoint: the download saved the page "
+                              f"around the file; download the file itself (on GitHub: the 'raw' link)")
+    shown = start[:16]
+    raise CheckpointError(f"{path} is not a PyTorch file (it starts with {shown!r}; a checkpoint starts with "
+                          f"PK, a zip archive); was it saved with torch.save?")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -72,9 +72,9 @@ class Cifar10:
 def data_dir(root: str | os.PathLike | None = None) -> Path:
     """Where data lives: ``root`` if given, else ``$COURSE_DATA_DIR``, else the repository's ``data/``."""
     if root is not None:
-        return Path(root)
+        return Path(root).expanduser()
     if os.environ.get("COURSE_DATA_DIR"):
-        return Path(os.environ["COURSE_DATA_DIR"])
+        return Path(os.environ["COURSE_DATA_DIR"]).expanduser()  # "~/data" as a shell would read it
     return REPO_DATA_DIR
 
 
@@ -87,6 +87,10 @@ def load_cifar10(root: str | os.PathLike | None = None, download: bool = True) -
     """
     root = data_dir(root)
     npz_path = root / NPZ_NAME
+    if npz_path.is_symlink() and not npz_path.exists():
+        raise DatasetNotFoundError(
+            f"{npz_path} is a broken link: it points to {os.readlink(npz_path)}, which does not exist. Point it "
+            f"at the real file (ln -sf /path/to/cifar10.npz {npz_path}) or delete it to download the data set.")
     if npz_path.exists():
         return _load_npz(npz_path)
     if (root / BATCHES_DIR).is_dir():
@@ -113,6 +117,13 @@ def _load_npz(path: Path) -> Cifar10:
                 f"got {images.dtype} {images.shape}")
         if labels.shape != (len(images),):
             raise DatasetFormatError(f"{path}: y_{name} has shape {labels.shape}, expected ({len(images)},)")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DatasetFormatError(f"{path}: y_{name} holds {labels.dtype} values; CIFAR-10 labels are the "
+                                     f"integers 0-9 (a class index per image)")
+        outside = labels[(labels < 0) | (labels > 9)]
+        if len(outside):
+            raise DatasetFormatError(f"{path}: y_{name} has {len(outside):,} label(s) outside 0-9 "
+                                     f"(e.g. {outside[0]}); CIFAR-10 has 10 classes, numbered 0-9")
     return Cifar10(
         train_images=_hwc_to_chw(x_train),
         train_labels=torch.from_numpy(y_train.astype(np.int64)),

@@ -154,7 +154,8 @@ class History:
         raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
 
     def to_dict(self) -> dict:
-        return {"format": HISTORY_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}}
+        """The record as plain data (see ``plain_data``): what JSON and ``torch.load(weights_only=True)`` read."""
+        return plain_data({"format": HISTORY_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}})
 
     @classmethod
     def from_dict(cls, record: dict) -> "History":
@@ -183,6 +184,27 @@ class History:
 
 
 METRICS = ("step_loss", "step_lr") + EPOCH_COLUMNS + ("train_error", "val_error")
+
+
+def plain_data(value):
+    """``value`` with every part converted to plain Python data: numbers, strings, lists, dicts, None.
+
+    Run records and checkpoints must load again anywhere, and ``torch.load(weights_only=True)``
+    refuses anything else (it would be unsafe to unpickle). So a NumPy number becomes a Python
+    number, a one-element tensor its value, a ``Path`` or any other object its string, a tuple a list.
+    """
+    if isinstance(value, np.generic):  # first: np.float64 is also a Python float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(key) if not isinstance(key, (int, float, bool)) else key: plain_data(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(item) for item in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)
 
 
 class TimeBudget:

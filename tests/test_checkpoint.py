@@ -126,3 +126,37 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path, ti
     assert history.step_lr == straight.step_lr
     for key, value in model.state_dict().items():
         assert torch.equal(resumed.state_dict()[key], value), key
+
+
+def test_non_plain_run_facts_are_stored_as_plain_data_and_the_file_loads(tmp_path):
+    import numpy as np
+
+    from course_utils.training import History
+
+    model = small_model()
+    history = History(step_loss=[np.float32(2.3)], config={"lr": np.float64(0.1), "out": tmp_path, "steps": (1, 2)})
+    path = save_checkpoint(tmp_path / "run.pt", model, history=history, epoch=np.int64(3), folder=tmp_path)
+    loaded = load_checkpoint(path, small_model(seed=1))  # weights_only: would refuse NumPy or Path objects
+    assert loaded.epoch == 3 and loaded.meta["folder"] == str(tmp_path)
+    assert loaded.history.config == {"lr": 0.1, "out": str(tmp_path), "steps": [1, 2]}
+    assert loaded.history.step_loss == [pytest.approx(2.3)]
+
+
+def test_compiled_model_keys_load_like_data_parallel_ones(tmp_path):
+    model = small_model()
+    weights = {f"_orig_mod.{key}": value for key, value in model.state_dict().items()}
+    torch.save(weights, tmp_path / "compiled.pt")
+    fresh = small_model(seed=1)
+    load_checkpoint(tmp_path / "compiled.pt", fresh)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1234\n", "git-LFS pointer"),
+    (b"<!DOCTYPE html><html><body>Sign in</body></html>", "web page \\(HTML\\)"),
+    (b"just some text", "not a PyTorch file"),
+])
+def test_files_that_are_not_checkpoints_say_what_they_are(tmp_path, content, message):
+    (tmp_path / "model.pt").write_bytes(content)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(tmp_path / "model.pt", small_model())

@@ -208,3 +208,39 @@ def test_measure_loader_speed_counts_images_over_restarts(tiny):
     loader = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=50, augment=False)
     speed = data.measure_loader_speed(loader, seconds=0.2)
     assert speed > 100  # 100 images per pass: far more than one pass happens in 0.2 s
+
+
+def real_sample_npz(path, y_train=None, y_test=None):
+    """A small npz made of real CIFAR-10 images, with the given labels (default: their real ones)."""
+    with np.load(data.data_dir() / "cifar10.npz") as arrays:
+        x_train, x_test = arrays["x_train"][:20], arrays["x_test"][:10]
+        real_train, real_test = arrays["y_train"][:20], arrays["y_test"][:10]
+    np.savez(path, x_train=x_train, y_train=real_train if y_train is None else y_train, x_test=x_test,
+             y_test=real_test if y_test is None else y_test)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.full(20, 10), "y_train has 20 label\\(s\\) outside 0-9 \\(e.g. 10\\)"),
+    (np.full(20, -1), "outside 0-9 \\(e.g. -1\\)"),
+    (np.full(20, 2.5), "y_train holds float64 values"),
+])
+def test_npz_labels_outside_the_ten_classes_are_refused_at_load_time(tmp_path, labels, message):
+    real_sample_npz(tmp_path / "cifar10.npz", y_train=labels)
+    with pytest.raises(DatasetFormatError, match=message):
+        load_cifar10(tmp_path)
+
+
+def test_course_data_dir_expands_the_home_folder(tmp_path, monkeypatch):
+    (tmp_path / "cifar").mkdir()
+    real_sample_npz(tmp_path / "cifar" / "cifar10.npz")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("COURSE_DATA_DIR", "~/cifar")
+    assert data.data_dir() == tmp_path / "cifar"
+    assert len(load_cifar10().train_images) == 20
+
+
+def test_a_dangling_npz_link_is_reported_not_downloaded_over(tmp_path):
+    (tmp_path / "cifar10.npz").symlink_to(tmp_path / "moved-away.npz")
+    with pytest.raises(DatasetNotFoundError, match="is a broken link: it points to .*moved-away.npz"):
+        load_cifar10(tmp_path)
+    assert not (tmp_path / "cifar-10-batches-py").exists()  # nothing was downloaded
