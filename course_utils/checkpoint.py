@@ -55,6 +55,8 @@ def save_checkpoint(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a save that was killed mid-way
+        leftover.unlink(missing_ok=True)
     state = {
         "format": CHECKPOINT_FORMAT,
         "model_state": _unwrap(model).state_dict(),
@@ -115,6 +117,8 @@ def load_checkpoint(
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise CheckpointError(f"{path} holds neither a course checkpoint nor a state_dict of tensors")
     weights = {_strip_module_prefix(key): value for key, value in weights.items()}
+    if is_ours and optimizer is not None and state["optimizer_state"] is not None:
+        _check_optimizer_fits(optimizer, state["optimizer_state"], path)  # before any weight changes
     load_state_dict_strict(_unwrap(model), weights, source=str(path))
 
     if not is_ours:
@@ -158,6 +162,17 @@ def _key_list(title: str, keys: list[str], shown: int = 8) -> str:
         return ""
     more = f" ... and {len(keys) - shown} more" if len(keys) > shown else ""
     return f"  {len(keys)} {title}: {', '.join(keys[:shown])}{more}\n"
+
+
+def _check_optimizer_fits(optimizer: torch.optim.Optimizer, saved: dict, path: Path) -> None:
+    """The saved optimiser state must have the same parameter groups, of the same sizes."""
+    groups = [len(group["params"]) for group in saved.get("param_groups", [])]
+    ours = [len(group["params"]) for group in optimizer.param_groups]
+    if groups != ours:
+        raise CheckpointError(
+            f"the optimiser state in {path} does not fit this optimiser: it has parameter groups of "
+            f"{groups} parameters, this optimiser {ours}. Was it saved with another model or optimiser? "
+            f"Nothing was loaded; load without the optimiser (optimizer=None) to take only the weights.")
 
 
 def _strip_module_prefix(key: str) -> str:

@@ -311,6 +311,8 @@ def run_experiment(
         specs = [spec for spec in specs if spec.label in only]
     if save_models and out_dir is None:
         raise ValueError("save_models=True needs an out_dir (--out) to write the checkpoints to")
+    if out_dir is not None:
+        _check_output_folder(Path(out_dir))  # before any training, not after the first run
     paths = {spec.label: Path(out_dir) / f"{experiment}__{slug(spec.label)}.json" for spec in specs} if out_dir else {}
     written = [*paths.values(), *(path.with_suffix(".pt") for path in paths.values() if save_models)]
     existing = [str(path) for path in written if path.exists()]
@@ -349,6 +351,12 @@ def run_experiment(
             print(f"--- {spec.label} ---")
         model = build_model_for(spec, settings, seed)
         history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
+        if history.meta.get("stopped", "").startswith("interrupted"):
+            # Ctrl-C stops the whole experiment: no next run, and no record of the incomplete one.
+            if main:
+                print(f"Interrupted during {spec.label}: {experiment} stopped; the records of its "
+                      f"{len(runs)} complete run(s) are kept" + (f" in {out_dir}" if out_dir else "") + ".")
+            raise KeyboardInterrupt
         if keep_models is not None:
             keep_models[spec.label] = model
         history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {},
@@ -360,6 +368,16 @@ def run_experiment(
                                 epoch=history.epochs_done)
         runs[spec.label] = history
     return runs
+
+
+def _check_output_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"the output folder {folder} is a file; choose a folder for the run records")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"cannot write run records to {folder}: {existing} is not writable; choose another folder")
 
 
 def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:
@@ -488,17 +506,18 @@ def main(argv: list[str] | None = None) -> int:
     if launched_by_torchrun() and not is_distributed():
         start_process_group()
     code = _run_command(args, argv)  # on an exception, torchrun stops the other processes
-    stop_process_group()
+    if code != 130:  # after Ctrl-C the other processes may be anywhere: no barrier to wait at
+        stop_process_group()
     return code
 
 
 def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
-    mode = current_mode()
     from course_utils.data import REPO_DATA_DIR
 
-    out_dir = Path(args.out) if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
     command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
+        mode = current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
+        out_dir = Path(args.out) if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
         runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
                               overwrite=args.overwrite, progress=not args.no_progress, command=command,
                               overrides=parse_overrides(args.overrides), save_models=args.save_models,
@@ -506,6 +525,8 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     except (FileExistsError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130  # the shell's code for Ctrl-C; run_experiment said what was kept
     if not is_main_process():
         return 0
     for label, history in runs.items():

@@ -298,6 +298,11 @@ def fit(
     """
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    if _len_or_none(train_loader) == 0:
+        raise ValueError("the training loader yields no batches (no images, or fewer than one batch with "
+                         "drop_last=True): check the data set and the batch size")
+    if checkpoint_path is not None:
+        _check_writable(Path(checkpoint_path))
     device = torch.device(device) if device is not None else _model_device(model)
     precision, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
     # fp16's range is small: scale the loss up before backward() so that small gradients do not
@@ -330,6 +335,7 @@ def fit(
     training_seconds = 0.0  # of this call, for the time budget
     out_of_time = False
     losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), distributed)
+    checked_labels = False
     try:
         for epoch in range(start_epoch, epochs):
             if hasattr(train_loader, "set_epoch"):
@@ -347,6 +353,9 @@ def fit(
                 labels = labels.to(device, non_blocking=True)
                 with _autocast(device, precision):
                     logits = trained(images)
+                    if not checked_labels:  # once: a label the model has no output for is a data error
+                        _check_labels(labels, logits.shape[1])
+                        checked_labels = True
                     loss = loss_fn(logits, labels)
                 history.step_lr.append(optimizer.param_groups[0]["lr"])
                 losses.add(loss.detach(), epoch)  # reads (and checks) every few steps, before this update
@@ -409,6 +418,7 @@ def fit(
                 break
     except KeyboardInterrupt:
         losses.read(None, collective=False)  # the other processes may not be at the same step
+        history.meta["stopped"] = f"interrupted (Ctrl-C) after {history.epochs_done} complete epoch(s)"
         if main:
             bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
                       f"and {len(history.step_loss)} steps.")
@@ -625,6 +635,26 @@ def _speed_settings(device: torch.device, amp: bool | str | None, channels_last:
 def _autocast(device: torch.device, precision: str):
     dtype = AUTOCAST_DTYPES[precision]
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training, not after the first epoch, when a checkpoint could not be written."""
+    if path.is_dir():
+        raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'model.pt'}")
+    folder = path.parent
+    while not folder.exists():  # save_checkpoint creates missing folders: check the first existing one
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"cannot write the checkpoint {path}: {folder} is not writable; choose another folder")
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    if labels.dtype.is_floating_point or labels.dim() != 1 or len(labels) == 0:
+        return  # soft targets (a distribution per image) are the loss function's business
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"the labels must be class indices 0-{num_classes - 1} for this model's {num_classes} "
+                         f"outputs; the first batch has {labels.dtype} labels from {labels.min().item()} to "
+                         f"{labels.max().item()}. Check the data set's labels (or the model's num_classes).")
 
 
 def _model_device(model: nn.Module) -> torch.device:

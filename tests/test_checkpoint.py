@@ -160,3 +160,22 @@ def test_files_that_are_not_checkpoints_say_what_they_are(tmp_path, content, mes
     (tmp_path / "model.pt").write_bytes(content)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(tmp_path / "model.pt", small_model())
+
+
+def test_an_optimiser_state_that_does_not_fit_changes_no_weights(tmp_path):
+    model = small_model()
+    optimizer = torch.optim.SGD([{"params": list(model.parameters())[:2]}, {"params": list(model.parameters())[2:]}],
+                                lr=0.1)
+    path = save_checkpoint(tmp_path / "two-groups.pt", model, optimizer)
+    other = small_model(seed=1)
+    before = [p.detach().clone() for p in other.parameters()]
+    with pytest.raises(CheckpointError, match="does not fit this optimiser"):
+        load_checkpoint(path, other, torch.optim.SGD(other.parameters(), lr=0.1))
+    assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))
+
+
+def test_leftovers_of_an_interrupted_save_are_cleaned_up_by_the_next(tmp_path):
+    leftover = tmp_path / ".model.pt.abc123.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    save_checkpoint(tmp_path / "model.pt", small_model())
+    assert not leftover.exists() and (tmp_path / "model.pt").exists()

@@ -118,3 +118,56 @@ def test_keep_models_returns_the_trained_networks(monkeypatch, cifar):
     assert list(kept) == list(runs) == ["resnet-20"]
     assert kept["resnet-20"].arch["depth"] == 20
     assert experiments.PAPER_TEST_ERROR[56] == 6.97
+
+
+class InterruptingLoader:
+    """The wrapped loader, with Ctrl-C pressed during its second batch."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for index, batch in enumerate(self.loader):
+            if index == 1:
+                raise KeyboardInterrupt
+            yield batch
+
+
+def interrupt_second_run(monkeypatch):
+    real_fit, calls = experiments.fit, []
+
+    def fit(model, loader, **kwargs):
+        calls.append(model)
+        return real_fit(model, InterruptingLoader(loader) if len(calls) == 2 else loader, **kwargs)
+
+    monkeypatch.setattr(experiments, "fit", fit)
+
+
+def test_ctrl_c_stops_the_whole_experiment_and_keeps_the_complete_records(tmp_path, monkeypatch, cifar, capsys):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    interrupt_second_run(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.run_experiment("lr-decay", out_dir=tmp_path, data=cifar, progress=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lr-decay__resnet18-constant-lr.json"]
+    assert "Interrupted during resnet18 StepLR" in capsys.readouterr().out
+
+
+def test_the_command_line_exits_130_on_ctrl_c_and_2_on_a_bad_mode(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    interrupt_second_run(monkeypatch)
+    assert experiments.main(["run", "lr-decay", "--out", str(tmp_path / "runs"), "--no-progress"]) == 130
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 1
+    monkeypatch.setenv("COURSE_MODE", "bogus")
+    assert experiments.main(["run", "lr-decay", "--out", str(tmp_path / "other")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: COURSE_MODE='bogus' is not a run mode") and error.count("\n") == 1
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_training(tmp_path, monkeypatch, cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    (tmp_path / "records").write_text("not a folder")
+    with pytest.raises(ValueError, match="is a file; choose a folder"):
+        experiments.run_experiment("lr-decay", out_dir=tmp_path / "records", data=cifar, progress=False)

@@ -284,3 +284,19 @@ def test_git_commit_can_be_named_for_a_copy_without_its_repository(monkeypatch):
         assert git_commit() == "497ad23"
     finally:
         git_commit.cache_clear()
+
+
+def test_fit_refuses_bad_inputs_before_training(tmp_path, tiny):
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    empty = TensorLoader(tiny.train_images[:0], tiny.train_labels[:0], batch_size=8)
+    with pytest.raises(ValueError, match="yields no batches"):
+        fit(model, empty, epochs=1, optimizer=optimizer, progress=False)
+    loader = TensorLoader(tiny.train_images[:16], tiny.train_labels[:16] + 10, batch_size=8)  # labels 10-19
+    with pytest.raises(ValueError, match="class indices 0-9"):
+        fit(model, loader, epochs=1, optimizer=optimizer, progress=False)
+    good = TensorLoader(tiny.train_images[:16], tiny.train_labels[:16], batch_size=8)
+    with pytest.raises(ValueError, match="is a folder"):
+        fit(model, good, epochs=1, optimizer=optimizer, progress=False, checkpoint_path=tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing was trained
