@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -436,12 +437,25 @@ def article_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int =
 
 @dataclass
 class ImageFolderData:
-    """Images read from a folder tree: uint8 (N, 3, size, size), int64 labels, and their paths."""
+    """Images read from a folder tree: uint8 (N, 3, size, size), int64 labels, and their paths.
+
+    A map-style dataset like torchvision's: ``len(data)`` images, ``data[i]`` is ``(image, label)``.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
     paths: list[Path]
     classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+
+# Transparent pixels are composited on this colour (white: how most viewers show a transparent image).
+TRANSPARENT_BACKGROUND = (255, 255, 255)
 
 
 def image_folder_dataset(path: str | os.PathLike, image_size: int = 32,
@@ -449,15 +463,20 @@ def image_folder_dataset(path: str | os.PathLike, image_size: int = 32,
     """Read ``path/<class name>/<image file>`` for evaluation.
 
     Folder names are matched to ``classes`` by name (so ``cat/`` is label 3 whatever other
-    folders exist). Grey, RGBA and palette images become RGB; every image is resized to
-    ``image_size`` x ``image_size``. Feed the result to ``TensorLoader(..., augment=False, shuffle=False)``.
+    folders exist). Every image becomes an 8-bit RGB picture as a viewer would show it: a photo's
+    EXIF orientation is applied; grey and palette images become RGB; transparent images are laid
+    on ``TRANSPARENT_BACKGROUND`` (white); 16-bit images are scaled to 8 bits (not clipped) and
+    floating-point ones are read as 0-1 (or scaled by their maximum when it is above 1). Then each
+    is resized to ``image_size`` x ``image_size``. Files it does not use (unknown extensions such
+    as .heic, files without one, sub-folders inside a class folder, files beside the class folders)
+    are named in a warning; hidden files, macOS ``._*`` files and ``__MACOSX/`` are skipped
+    silently. Feed the result to ``TensorLoader(..., augment=False, shuffle=False)``.
     """
-    from PIL import Image
-
-    root = Path(path)
+    root = Path(path).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; expected {root}/<class name>/<image files>")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = [p for p in root.iterdir() if not _hidden(p)]
+    folders = sorted(p for p in entries if p.is_dir())
     if not folders:
         raise ValueError(f"{root} has no class folders; expected {root}/<class name>/<image files> "
                          f"with class names from: {', '.join(classes)}")
@@ -466,25 +485,66 @@ def image_folder_dataset(path: str | os.PathLike, image_size: int = 32,
         raise ValueError(f"{root}: folder(s) {', '.join(unknown)} are not class names; "
                          f"valid names: {', '.join(classes)}")
 
+    unused = [p for p in entries if not p.is_dir()]
     images, labels, paths = [], [], []
     for folder in folders:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    # convert("RGB") handles grey ("L"), RGBA and palette ("P") images alike.
-                    image = image.convert("RGB")
-                    if image.size != (image_size, image_size):
-                        image = image.resize((image_size, image_size), Image.BILINEAR)
-                    array = np.asarray(image, dtype=np.uint8)
-            except OSError as error:
-                raise ValueError(f"{file} could not be read as an image ({error}); remove or replace it") from None
-            images.append(torch.from_numpy(array.copy()).permute(2, 0, 1))
+        for file in sorted(p for p in folder.iterdir() if not _hidden(p)):
+            if file.is_dir() or file.suffix.lower() not in IMAGE_SUFFIXES:
+                unused.append(file)
+                continue
+            images.append(torch.from_numpy(_read_rgb(file, image_size)).permute(2, 0, 1))
             labels.append(classes.index(folder.name))
             paths.append(file)
+    if unused:
+        shown = ", ".join(str(p.relative_to(root)) for p in unused[:10])
+        warnings.warn(f"{root}: {len(unused)} file(s) or folder(s) not read (not an image file directly in a "
+                      f"class folder; readable: {', '.join(IMAGE_SUFFIXES)}): {shown}"
+                      + (" ..." if len(unused) > 10 else ""), stacklevel=2)
     if not images:
         raise ValueError(f"{root} has class folders but no images ({', '.join(IMAGE_SUFFIXES)}) in them")
     return ImageFolderData(torch.stack(images), torch.tensor(labels, dtype=torch.int64), paths, tuple(classes))
+
+
+def _hidden(path: Path) -> bool:
+    # ".DS_Store", macOS "._photo.jpg" (AppleDouble) and "__MACOSX/" come with archives, not from the learner.
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
+def _read_rgb(file: Path, image_size: int) -> np.ndarray:
+    """One image file as uint8 (image_size, image_size, 3), the way a viewer shows it."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(file) as image:
+            image = ImageOps.exif_transpose(image)  # phones store "rotate 90°" as a tag, not in the pixels
+            image = _to_8_bit_rgb(image)
+            if image.size != (image_size, image_size):
+                image = image.resize((image_size, image_size), Image.BILINEAR)
+            return np.array(image, dtype=np.uint8)
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"{file} is too large to read safely ({error}); shrink it first") from None
+    except OSError as error:
+        raise ValueError(f"{file} could not be read as an image ({error}); remove or replace it") from None
+
+
+def _to_8_bit_rgb(image):
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            top = 1.0 if values.max(initial=0) <= 1.0 else values.max()
+        elif image.mode == "I" and values.max(initial=0) > 65535:
+            top = values.max()
+        else:
+            top = 65535.0  # 16-bit data, whatever PIL calls the mode
+        grey = np.clip(np.round(values / top * 255), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, TRANSPARENT_BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # grey ("L"), palette ("P"), CMYK, RGB
 
 
 def export_image_folder(images: torch.Tensor, labels: torch.Tensor, path: str | os.PathLike,

@@ -170,11 +170,14 @@ def test_image_folder_maps_names_converts_modes_and_resizes(tmp_path, cifar):
     Image.fromarray(rgb).convert("P").save(tmp_path / "ship" / "palette.gif")
     (tmp_path / "ship" / "notes.txt").write_text("not an image")
 
-    folder = image_folder_dataset(tmp_path, image_size=32)
+    with pytest.warns(UserWarning, match="1 file\\(s\\) or folder\\(s\\) not read .*notes.txt"):
+        folder = image_folder_dataset(tmp_path, image_size=32)
     assert folder.images.shape == (4, 3, 32, 32) and folder.images.dtype == torch.uint8
+    assert len(folder) == 4 and folder[2][1] == 8 and torch.equal(folder[0][0], folder.images[0])
     assert folder.labels.tolist() == [3, 3, 8, 8]  # by name, not by folder order
     assert torch.equal(folder.images[0], cifar.test_images[3000])
     assert torch.equal(folder.images[1][0], folder.images[1][1])  # grey became 3 equal channels
+    (tmp_path / "ship" / "notes.txt").unlink()
     assert image_folder_dataset(tmp_path, image_size=64).images.shape[-1] == 64
 
 
@@ -244,3 +247,51 @@ def test_a_dangling_npz_link_is_reported_not_downloaded_over(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="is a broken link: it points to .*moved-away.npz"):
         load_cifar10(tmp_path)
     assert not (tmp_path / "cifar-10-batches-py").exists()  # nothing was downloaded
+
+
+def cat_picture(cifar) -> np.ndarray:
+    return cifar.test_images[3000].permute(1, 2, 0).numpy()  # a real CIFAR-10 cat, HWC uint8
+
+
+def test_image_folder_shows_photos_the_way_a_viewer_does(tmp_path, cifar):
+    (tmp_path / "cat").mkdir()
+    rgb = cat_picture(cifar)
+    exif = Image.Exif()
+    exif[0x0112] = 3  # EXIF orientation: the camera was upside down, rotate by 180 degrees to view
+    Image.fromarray(rgb).save(tmp_path / "cat" / "1-upside-down.png", exif=exif)
+    grey16 = (np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.uint16) * 257)
+    Image.fromarray(grey16).save(tmp_path / "cat" / "2-sixteen-bit.png")  # a 16-bit scanner image
+    grey_float = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32) / 255
+    Image.fromarray(grey_float, mode="F").save(tmp_path / "cat" / "3-float.tif")
+    transparent = np.dstack([rgb, np.zeros(rgb.shape[:2], np.uint8)])
+    Image.fromarray(transparent, mode="RGBA").save(tmp_path / "cat" / "4-transparent.png")
+
+    folder = image_folder_dataset(tmp_path)
+    assert torch.equal(folder.images[0], torch.from_numpy(rgb[::-1, ::-1].copy()).permute(2, 0, 1))
+    grey = torch.from_numpy(np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.int16))
+    for index in (1, 2):  # scaled to 8 bits, not clipped to white
+        assert (folder.images[index][0].to(torch.int16) - grey).abs().max() <= 1
+    assert (folder.images[3] == 255).all()  # fully transparent: the white background
+
+
+def test_image_folder_names_the_files_it_does_not_use_and_skips_archive_litter(tmp_path, cifar):
+    (tmp_path / "cat" / "more").mkdir(parents=True)
+    (tmp_path / "__MACOSX").mkdir()
+    Image.fromarray(cat_picture(cifar)).save(tmp_path / "cat" / "photo.png")
+    (tmp_path / "cat" / "._photo.png").write_bytes(b"AppleDouble")  # macOS metadata: skipped silently
+    (tmp_path / "cat" / "IMG_0001.heic").write_bytes(b"HEIC")
+    (tmp_path / "cat" / "README").write_text("no extension")
+    with pytest.warns(UserWarning) as caught:
+        folder = image_folder_dataset(tmp_path)
+    message = str(caught[0].message)
+    assert "3 file(s) or folder(s) not read" in message
+    assert all(name in message for name in ("IMG_0001.heic", "README", "more")) and "._photo" not in message
+    assert len(folder) == 1
+
+
+def test_a_decompression_bomb_is_refused_by_name(tmp_path, cifar, monkeypatch):
+    (tmp_path / "cat").mkdir()
+    Image.fromarray(cat_picture(cifar)).resize((512, 512)).save(tmp_path / "cat" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 512x512 image now counts as a bomb
+    with pytest.raises(ValueError, match="huge.png is too large to read safely"):
+        image_folder_dataset(tmp_path)
