@@ -8,6 +8,7 @@ plain data only, so a file carrying pickled code is refused instead of executed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
@@ -57,9 +58,11 @@ def save_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a save that was killed mid-way
         leftover.unlink(missing_ok=True)
+    weights = _unwrap(model).state_dict()
     state = {
         "format": CHECKPOINT_FORMAT,
-        "model_state": _unwrap(model).state_dict(),
+        "model_state": weights,
+        "weights_sha256": weights_checksum(weights),
         "arch": plain_data(getattr(_unwrap(model), "arch", None)),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
@@ -116,6 +119,9 @@ def load_checkpoint(
     weights = state["model_state"] if is_ours else state
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise CheckpointError(f"{path} holds neither a course checkpoint nor a state_dict of tensors")
+    if is_ours and state.get("weights_sha256") not in (None, weights_checksum(weights)):
+        raise CheckpointError(f"{path} is damaged: its weights do not match the checksum stored when it was "
+                              f"saved (a corrupted copy or disk?). Nothing was loaded; copy the file again.")
     weights = {_strip_module_prefix(key): value for key, value in weights.items()}
     if is_ours and optimizer is not None and state["optimizer_state"] is not None:
         _check_optimizer_fits(optimizer, state["optimizer_state"], path)  # before any weight changes
@@ -162,6 +168,18 @@ def _key_list(title: str, keys: list[str], shown: int = 8) -> str:
         return ""
     more = f" ... and {len(keys) - shown} more" if len(keys) > shown else ""
     return f"  {len(keys)} {title}: {', '.join(keys[:shown])}{more}\n"
+
+
+def weights_checksum(weights: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the names, shapes, types and bytes of ``weights``: detects a single flipped bit
+    (torch.load itself does not: a damaged weight loads silently with a changed value)."""
+    digest = hashlib.sha256()
+    for key in sorted(weights):
+        tensor = weights[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        if tensor.numel():  # the raw bytes, whatever the type (reshape: a 0-d tensor cannot be viewed as bytes)
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _check_optimizer_fits(optimizer: torch.optim.Optimizer, saved: dict, path: Path) -> None:

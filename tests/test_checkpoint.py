@@ -179,3 +179,13 @@ def test_leftovers_of_an_interrupted_save_are_cleaned_up_by_the_next(tmp_path):
     leftover.write_bytes(b"half a checkpoint")
     save_checkpoint(tmp_path / "model.pt", small_model())
     assert not leftover.exists() and (tmp_path / "model.pt").exists()
+
+
+def test_a_flipped_bit_in_the_weights_is_detected(tmp_path):
+    path = save_checkpoint(tmp_path / "model.pt", small_model(width=8))
+    raw = bytearray(path.read_bytes())
+    position = int(len(raw) * 0.6)  # inside the stored tensors, which are most of the file
+    raw[position] ^= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="damaged|not a readable checkpoint"):
+        load_checkpoint(path, small_model(width=8))
