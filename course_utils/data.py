@@ -34,7 +34,17 @@ NPZ_NAME = "cifar10.npz"
 BATCHES_DIR = "cifar-10-batches-py"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
-REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+def default_data_dir(package_parent: Path) -> Path:
+    """The course's ``data/`` folder in a checkout of the repository (``pip install -e .``, or the
+    package on ``sys.path``); for a copy installed into site-packages, ``~/.cache/resnet-course``
+    instead, so that data and run outputs never land inside the installed package (point
+    ``COURSE_DATA_DIR`` elsewhere to choose)."""
+    if (package_parent / "pyproject.toml").is_file():
+        return package_parent / "data"
+    return Path.home() / ".cache" / "resnet-course"
+
+
+REPO_DATA_DIR = default_data_dir(Path(__file__).resolve().parent.parent)
 
 
 class DatasetNotFoundError(FileNotFoundError):

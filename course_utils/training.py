@@ -159,17 +159,34 @@ class History:
 
     @classmethod
     def from_dict(cls, record: dict) -> "History":
+        if not isinstance(record, dict):
+            raise ValueError(f"a run record is a JSON object, this one is a {type(record).__name__}")
         if record.get("format") != HISTORY_FORMAT:
             raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={record.get('format')!r})")
-        return cls(**{name: record[name] for name in cls.__dataclass_fields__ if name in record})
+        fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record}
+        for name, value in fields.items():
+            if name in ("config", "meta"):
+                if not isinstance(value, dict):
+                    raise ValueError(f"'{name}' should be an object, not a {type(value).__name__}")
+                continue
+            if not isinstance(value, list):
+                raise ValueError(f"'{name}' should be a list of numbers, not a {type(value).__name__}")
+            fields[name] = [NON_FINITE.get(item, item) if isinstance(item, str) else item for item in value]
+            wrong = next((item for item in fields[name] if isinstance(item, bool) or not isinstance(item, (int, float))),
+                         None)
+            if wrong is not None:
+                raise ValueError(f"'{name}' should be a list of numbers; it holds {wrong!r}")
+        return cls(**fields)
 
     def save_json(self, path: str | os.PathLike) -> Path:
-        """Write the run record atomically (a temporary file renamed into place)."""
+        """Write the run record atomically (a temporary file renamed into place), as strict JSON:
+        NaN and infinities (a run without validation has NaN accuracies) are written as the
+        strings "NaN", "Infinity" and "-Infinity", which every JSON reader accepts and
+        ``load_json`` reads back as numbers."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.tmp")
-        # allow_nan: a run without validation stores NaN, which Python's json reads back.
-        temporary.write_text(json.dumps(self.to_dict(), indent=1))
+        temporary.write_text(json.dumps(_name_non_finite(self.to_dict()), indent=1, allow_nan=False))
         os.replace(temporary, path)
         return path
 
@@ -184,6 +201,20 @@ class History:
 
 
 METRICS = ("step_loss", "step_lr") + EPOCH_COLUMNS + ("train_error", "val_error")
+
+
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _name_non_finite(value):
+    """NaN and infinities replaced by their names (strict JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _name_non_finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_name_non_finite(item) for item in value]
+    return value
 
 
 def plain_data(value):
@@ -336,8 +367,10 @@ def fit(
     out_of_time = False
     losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), distributed)
     checked_labels = False
+    epoch, steps_before_epoch = start_epoch, len(history.step_loss)  # for a Ctrl-C before the first step
     try:
         for epoch in range(start_epoch, epochs):
+            steps_before_epoch = len(history.step_loss)
             if hasattr(train_loader, "set_epoch"):
                 train_loader.set_epoch(epoch)
             elif hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
@@ -418,7 +451,14 @@ def fit(
                 break
     except KeyboardInterrupt:
         losses.read(None, collective=False)  # the other processes may not be at the same step
-        history.meta["stopped"] = f"interrupted (Ctrl-C) after {history.epochs_done} complete epoch(s)"
+        # The History keeps whole epochs only, so fit(history=...) redoes the interrupted one with the
+        # same batches. The weights did take those steps: for an exact continuation, load the last
+        # checkpoint (saved at the end of the last complete epoch) before calling fit again.
+        partial = len(history.step_loss) - steps_before_epoch if len(history.train_loss) == epoch else 0
+        del history.step_loss[len(history.step_loss) - partial:], history.step_lr[len(history.step_lr) - partial:]
+        history.meta["stopped"] = (f"interrupted (Ctrl-C) after {history.epochs_done} complete epoch(s); the "
+                                   f"{partial} step(s) of the interrupted epoch were dropped from the History, "
+                                   f"but the weights took them: load the last checkpoint to continue exactly")
         if main:
             bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
                       f"and {len(history.step_loss)} steps.")

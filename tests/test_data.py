@@ -295,3 +295,15 @@ def test_a_decompression_bomb_is_refused_by_name(tmp_path, cifar, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 512x512 image now counts as a bomb
     with pytest.raises(ValueError, match="huge.png is too large to read safely"):
         image_folder_dataset(tmp_path)
+
+
+def test_data_stays_out_of_an_installed_package(tmp_path, monkeypatch):
+    checkout = tmp_path / "course"
+    checkout.mkdir()
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'course_utils'\n")
+    assert data.default_data_dir(checkout) == checkout / "data"
+    site_packages = tmp_path / "site-packages"
+    site_packages.mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert data.default_data_dir(site_packages) == tmp_path / "home" / ".cache" / "resnet-course"
+    assert data.REPO_DATA_DIR == data.default_data_dir(data.Path(data.__file__).resolve().parent.parent)

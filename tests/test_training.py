@@ -103,10 +103,20 @@ def test_keyboard_interrupt_returns_the_history_so_far(tiny, tmp_path):
     path = tmp_path / "run.pt"
     history = fit(model, InterruptedLoader(), epochs=5, optimizer=sgd(model), checkpoint_path=path, progress=False)
     assert history.epochs_done == 1
-    assert len(history.step_loss) == len(train) + 2
+    assert len(history.step_loss) == len(history.step_lr) == len(train)  # whole epochs only
+    assert "the 2 step(s) of the interrupted epoch were dropped" in history.meta["stopped"]
     from course_utils.checkpoint import load_checkpoint
 
     assert load_checkpoint(path, small_model()).epoch == 1  # the last complete epoch
+
+    # Continue from the checkpoint: the same losses as a run that was never interrupted.
+    resumed = small_model(seed=5)
+    optimizer = sgd(resumed)
+    load_checkpoint(path, resumed, optimizer)
+    history = fit(resumed, loaders(tiny)[0], epochs=2, optimizer=optimizer, history=history, progress=False)
+    uninterrupted = small_model()
+    reference = fit(uninterrupted, loaders(tiny)[0], epochs=2, optimizer=sgd(uninterrupted), progress=False)
+    assert history.step_loss == reference.step_loss
 
 
 def test_nan_loss_stops_with_a_message_naming_the_step(tiny):
@@ -300,3 +310,26 @@ def test_fit_refuses_bad_inputs_before_training(tmp_path, tiny):
     with pytest.raises(ValueError, match="is a folder"):
         fit(model, good, epochs=1, optimizer=optimizer, progress=False, checkpoint_path=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing was trained
+
+
+def test_run_records_are_strict_json_and_read_back_nan(tmp_path):
+    import json
+
+    history = History(step_loss=[2.3, 2.1], val_acc=[float("nan")], train_loss=[float("inf")])
+    path = history.save_json(tmp_path / "run.json")
+    strict = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard JSON: {name}"))
+    assert strict["val_acc"] == ["NaN"] and strict["train_loss"] == ["Infinity"]
+    back = History.load_json(path)
+    assert math.isnan(back.val_acc[0]) and back.train_loss == [math.inf] and back.step_loss == [2.3, 2.1]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[1, 2]', "is a list"),
+    ('{"format": "course_utils.History/1", "step_loss": "2.3"}', "'step_loss' should be a list of numbers, not a str"),
+    ('{"format": "course_utils.History/1", "val_acc": [0.5, "high"]}', "it holds 'high'"),
+    ('{"format": "course_utils.History/1", "config": [1]}', "'config' should be an object"),
+])
+def test_a_record_with_wrong_types_names_the_file(tmp_path, content, message):
+    (tmp_path / "odd.json").write_text(content)
+    with pytest.raises(ValueError, match=f"odd.json is not a readable run record: .*{message}"):
+        History.load_json(tmp_path / "odd.json")
