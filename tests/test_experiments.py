@@ -171,3 +171,30 @@ def test_an_output_folder_that_is_a_file_is_refused_before_training(tmp_path, mo
     (tmp_path / "records").write_text("not a folder")
     with pytest.raises(ValueError, match="is a file; choose a folder"):
         experiments.run_experiment("lr-decay", out_dir=tmp_path / "records", data=cifar, progress=False)
+
+
+def test_a_real_ctrl_c_stops_the_command_cleanly(tmp_path):
+    # SIGINT sent to the process, as a terminal's Ctrl-C does, during a long first run.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    environment = {**os.environ, "COURSE_MODE": "smoke", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "course_utils", "run", "lr-decay", "--set", "epochs=100000", "--out",
+         str(tmp_path / "runs"), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=environment)
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch 2/"):  # training is under way
+                break
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 130, output
+    assert "Interrupted during resnet18 constant LR" in output and "Traceback" not in output
+    assert not list((tmp_path / "runs").glob("*.json"))  # no record of an incomplete run
