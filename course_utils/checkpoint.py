@@ -125,6 +125,8 @@ def load_checkpoint(
     weights = {_strip_module_prefix(key): value for key, value in weights.items()}
     if is_ours and optimizer is not None and state["optimizer_state"] is not None:
         _check_optimizer_fits(optimizer, state["optimizer_state"], path)  # before any weight changes
+    if is_ours and scheduler is not None and state["scheduler_state"] is not None:
+        _check_scheduler_fits(scheduler, state["scheduler_state"], path)
     load_state_dict_strict(_unwrap(model), weights, source=str(path))
 
     if not is_ours:
@@ -191,6 +193,19 @@ def _check_optimizer_fits(optimizer: torch.optim.Optimizer, saved: dict, path: P
             f"the optimiser state in {path} does not fit this optimiser: it has parameter groups of "
             f"{groups} parameters, this optimiser {ours}. Was it saved with another model or optimiser? "
             f"Nothing was loaded; load without the optimiser (optimizer=None) to take only the weights.")
+
+
+def _check_scheduler_fits(scheduler, saved: dict, path: Path) -> None:
+    """A scheduler's state is its attributes: another kind of scheduler has other ones (and
+    load_state_dict would quietly mix them)."""
+    missing = sorted(set(scheduler.state_dict()) - set(saved))
+    extra = sorted(set(saved) - set(scheduler.state_dict()))
+    if missing or extra:
+        raise CheckpointError(
+            f"the scheduler state in {path} does not fit this {type(scheduler).__name__}: "
+            + (f"it lacks {', '.join(missing)}" if missing else "")
+            + ("; " if missing and extra else "") + (f"it has {', '.join(extra)} besides" if extra else "")
+            + ". Was it saved with another scheduler? Nothing was loaded; pass scheduler=None to skip it.")
 
 
 def _strip_module_prefix(key: str) -> str:

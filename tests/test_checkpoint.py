@@ -189,3 +189,17 @@ def test_a_flipped_bit_in_the_weights_is_detected(tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(CheckpointError, match="damaged|not a readable checkpoint"):
         load_checkpoint(path, small_model(width=8))
+
+
+def test_a_scheduler_state_of_another_kind_is_refused_before_any_weight_changes(tmp_path):
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    step = torch.optim.lr_scheduler.StepLR(optimizer, step_size=10)
+    path = save_checkpoint(tmp_path / "model.pt", model, optimizer, step)
+    other = small_model(seed=1)
+    before = [p.detach().clone() for p in other.parameters()]
+    other_optimizer = torch.optim.SGD(other.parameters(), lr=0.1)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(other_optimizer, T_max=10)
+    with pytest.raises(CheckpointError, match="does not fit this CosineAnnealingLR"):
+        load_checkpoint(path, other, other_optimizer, cosine)
+    assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))
