@@ -338,10 +338,13 @@ def run_experiment(
         settings = replace(settings, epochs=epochs)
     if main:
         print(f"{experiment} in {mode} mode: {format_settings(settings)}")
+        # A run with a time budget of its own (the laptop recipe) stops when that is spent.
+        expected = {label: min(settings.epochs * seconds, settings.time_budget or math.inf)
+                    for label, seconds in estimates.items()}
         print(f"expected on {device.type} (a few timed steps per run"
               + ("; plus compilation" if settings.compile else "") + "): "
-              + ", ".join(f"{label} {_minutes(settings.epochs * seconds)}" for label, seconds in estimates.items())
-              + f"; all {_minutes(settings.epochs * sum(estimates.values()))}")
+              + ", ".join(f"{label} {_minutes(seconds)}" for label, seconds in expected.items())
+              + f"; all {_minutes(sum(expected.values()))}")
         if choice:
             print(f"time budget: {choice['why']}")
 
