@@ -28,9 +28,9 @@ from course_utils.checkpoint import save_checkpoint
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.modes import (MODES, SETTINGS, T4_MACS_PER_SECOND, T4_SECONDS_PER_LAYER, Settings, current_mode,
                                 format_settings, get_settings)
-from course_utils.training import (History, TimeBudget, fit, is_distributed, is_main_process, launched_by_torchrun,
-                                   measure_training_speed, pick_device, seed_everything, start_process_group,
-                                   stop_process_group)
+from course_utils.training import (History, TimeBudget, check_folder_writable, fit, is_distributed, is_main_process,
+                                   launched_by_torchrun, measure_training_speed, pick_device, seed_everything,
+                                   start_process_group, stop_process_group)
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
@@ -376,11 +376,7 @@ def run_experiment(
 def _check_output_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"the output folder {folder} is a file; choose a folder for the run records")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        raise ValueError(f"cannot write run records to {folder}: {existing} is not writable; choose another folder")
+    check_folder_writable(folder, f"run records to {folder}")
 
 
 def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:

@@ -677,15 +677,21 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def check_folder_writable(folder: Path, what: str) -> None:
+    """Raise before any work if ``what`` (e.g. "the checkpoint x.pt") could not be written into
+    ``folder``. Missing folders are created when writing, so the first existing one is checked."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        raise ValueError(f"cannot write {what}: {existing} is not writable; choose another folder")
+
+
 def _check_writable(path: Path) -> None:
     """Fail before training, not after the first epoch, when a checkpoint could not be written."""
     if path.is_dir():
         raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'model.pt'}")
-    folder = path.parent
-    while not folder.exists():  # save_checkpoint creates missing folders: check the first existing one
-        folder = folder.parent
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"cannot write the checkpoint {path}: {folder} is not writable; choose another folder")
+    check_folder_writable(path.parent, f"the checkpoint {path}")
 
 
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
