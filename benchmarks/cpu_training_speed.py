@@ -16,7 +16,8 @@ import torch
 
 from course_utils import models
 from course_utils.data import load_cifar10, normalize
-from course_utils.training import describe_device, measure_training_speed, seed_everything
+from course_utils.devices import describe_device
+from course_utils.training import measure_training_speed, seed_everything
 
 CANDIDATES = {
     "ResNet-20 (cifar_resnet(20))": lambda: models.cifar_resnet(20),

@@ -19,7 +19,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
 
 TARGET = 0.94
 
@@ -33,10 +32,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.mode:
         os.environ["COURSE_MODE"] = args.mode
-    from course_utils.data import article_loader, load_cifar10
-    from course_utils.experiments import build_named_model, run_experiment
-    from course_utils.modes import FAST_OPTIONS, Settings, current_mode, format_settings, get_settings
-    from course_utils.training import describe_device, evaluate, fit, pick_device, seed_everything
+    from course_utils.article import article_loader, article_optimizer
+    from course_utils.data import load_cifar10
+    from course_utils.devices import PLAIN, describe_device, pick_device
+    from course_utils.experiments import build_named_model, get_settings, run_experiment
+    from course_utils.modes import FAST_OPTIONS, Settings, current_mode, format_settings
+    from course_utils.training import evaluate, fit, seed_everything
 
     device = pick_device(verbose=False)
     settings = get_settings("fast")
@@ -84,10 +85,9 @@ def main() -> int:
     train = article_loader(data.train_images, data.train_labels, batch_size=8, num_workers=2)
     test = article_loader(data.test_images, data.test_labels, batch_size=100, num_workers=2, shuffle=False,
                           train=False)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)  # the article's optimiser
-    article = fit(model, train, epochs=1_000_000, optimizer=optimizer, device=device, amp=False,
-                  channels_last=False, time_limit=budget, progress=False)
-    result = evaluate(model, test, device=device, amp=False, channels_last=False)
+    article = fit(model, train, epochs=1_000_000, optimizer=article_optimizer(model), device=device, speed=PLAIN,
+                  time_limit=budget, progress=False)
+    result = evaluate(model, test, device=device, speed=PLAIN)
     images = 8 * len(article.step_loss)
     print(f"article's way for {budget:.1f} s: test accuracy {result.accuracy:.2%} after {images:,} images "
           f"({images / article.meta['wall_seconds']:,.0f} images/s, {len(article.step_loss):,} steps of batch 8)")

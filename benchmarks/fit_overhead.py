@@ -16,7 +16,8 @@ from torch import nn
 
 from course_utils.data import TensorLoader, load_cifar10
 from course_utils.models import cifar_resnet
-from course_utils.training import describe_device, fit, seed_everything
+from course_utils.devices import describe_device
+from course_utils.training import fit, seed_everything
 
 
 def hand_written_loop(model, batches, optimizer) -> None:

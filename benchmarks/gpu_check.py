@@ -16,7 +16,7 @@ It runs, in this order, and skips a part (saying so) when the time left in --bud
    compilation takes tens of seconds).
 
 It writes, to --out, `speed.json` (parts 1, 2, 5, with the device, versions, date and commit) and
-the run records of parts 3 and 4 (`course_utils.training.History`, provenance in their meta).
+the run records of parts 3 and 4 (`course_utils.history.History`, provenance in their meta).
 `--dry-run` runs every part in smoke mode (tiny data, 2 timed steps) so the script can be checked
 without a GPU; its numbers mean nothing.
 """
@@ -50,11 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from course_utils.data import load_cifar10
-    from course_utils.experiments import build_named_model, run_experiment
+    from course_utils.devices import Speed, choose_precision, describe_device, pick_device
+    from course_utils.experiments import EXPERIMENTS, build_named_model, run_experiment
     from course_utils.models import count_macs
-    from course_utils.modes import SETTINGS
-    from course_utils.training import (choose_precision, describe_device, git_commit, measure_training_speed,
-                                       pick_device)
+    from course_utils.training import git_commit, measure_training_speed
 
     out = Path(args.out)
     existing = sorted(str(path) for path in out.glob("*.json")) if out.is_dir() else []
@@ -87,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             torch._dynamo.reset()  # compile afresh: past ~8 recompilations dynamo would quietly run eager
         begun = time.perf_counter()
         images = data.train_images[:model_batch].float().div(255)  # real images; speed does not need them normalised
-        rate = measure_training_speed(model, images, data.train_labels[:model_batch], steps=steps, warmup=warmup, device=device, amp=precision,
-                                      channels_last=channels_last, compile=compile)
+        rate = measure_training_speed(model, images, data.train_labels[:model_batch], steps=steps, warmup=warmup,
+                                      device=device, speed=Speed(precision, channels_last, compile))
         row = {"part": part, "model": name, "width": width, "batch": model_batch, "precision": precision,
                "channels_last": channels_last, "compile": compile, "images_per_s": round(rate, 1),
                "forward_macs_per_image": macs, "seconds_with_warmup": round(time.perf_counter() - begun, 1)}
@@ -120,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n2. every full-mode model at full mode's settings (eager)", flush=True)
     default_precision = choose_precision(device)
     seen = set()
-    for experiment, modes in SETTINGS.items():
-        full = modes["full"]
+    for experiment in EXPERIMENTS.values():
+        full = experiment.settings["full"]
         width, model_batch = (wide, batch) if args.dry_run else (full.width or 64, full.batch_size)
         for name in full.models:
             if (name, width, model_batch) in seen:

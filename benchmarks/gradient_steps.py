@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["COURSE_MODE"] = args.mode  # before course_utils reads it
     from course_utils import analysis, data, experiments, training
-    from course_utils.modes import get_settings
+    from course_utils.experiments import get_settings
 
     settings = get_settings("gradients")
     cifar = data.load_cifar10()

@@ -32,7 +32,7 @@ def main() -> int:
 
     os.environ["COURSE_MODE"] = args.mode  # before course_utils reads it
     from course_utils.experiments import load_seed_runs, run_experiment
-    from course_utils.training import describe_device, pick_device
+    from course_utils.devices import describe_device, pick_device
 
     if args.report:
         runs = list(load_seed_runs(args.report, "laptop").values())

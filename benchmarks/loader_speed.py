@@ -12,8 +12,9 @@ import argparse
 
 import torch
 
-from course_utils.data import TensorLoader, article_loader, load_cifar10, measure_loader_speed
-from course_utils.training import describe_device
+from course_utils.article import article_loader
+from course_utils.data import TensorLoader, load_cifar10, measure_loader_speed
+from course_utils.devices import describe_device
 
 
 def main() -> None:

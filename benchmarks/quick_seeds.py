@@ -6,7 +6,7 @@
 
 Each seed is `python -m course_utils run EXPERIMENT --mode quick --seed N` (the same
 `run_experiment`), written to OUT/seed-N/. ``--set`` tries other settings without editing
-`modes.SETTINGS` (they are stored in each record's ``config["overrides"]``). The report prints, per
+`experiments.EXPERIMENTS` (they are stored in each record's ``config["overrides"]``). The report prints, per
 seed, each run's final training loss (mean of the last 10 steps), training and test error and
 seconds, then the mean and standard deviation over the seeds, and the experiment's verdict for each
 seed (`course_utils.verdicts`), which is what notebooks print for a learner's single run.
@@ -33,8 +33,9 @@ def main() -> int:
 
     os.environ["COURSE_MODE"] = args.mode  # before course_utils reads it
     from course_utils import verdicts
-    from course_utils.experiments import load_runs, parse_overrides, run_experiment
-    from course_utils.training import describe_device, pick_device
+    from course_utils.cli import parse_overrides
+    from course_utils.devices import describe_device, pick_device
+    from course_utils.experiments import load_runs, run_experiment
 
     folder = Path(args.report or args.out or f"data/runs/seeds/{args.experiment}")
     if not args.report:

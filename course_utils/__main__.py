@@ -1,7 +1,7 @@
-"""`python -m course_utils ...`: the experiment command line (see course_utils.experiments)."""
+"""`python -m course_utils ...`: the experiment command line (see course_utils.cli)."""
 
 import sys
 
-from course_utils.experiments import main
+from course_utils.cli import main
 
 sys.exit(main())

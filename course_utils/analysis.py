@@ -1,9 +1,23 @@
-"""Looking inside networks: gradients per layer (why plain nets are hard to train)."""
+"""Looking inside networks, and comparing architectures.
+
+* ``gradient_norms``               the loss gradient per layer (why deep plain nets are hard to train).
+* ``layer_table``                  each layer's output shape and parameters for one input.
+* ``lesion_study``                 test accuracy with one block removed at a time (Veit et al. 2016).
+* ``filter_normalized_direction``, ``loss_along_direction``  a 1-D slice of the loss surface (Li et al. 2018).
+* ``recalibrate_batchnorm``        re-estimate BatchNorm statistics after a short run.
+* ``architecture_table``           blocks, layers, parameters, MACs and speed of ResNet18-152.
+"""
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
+
+from course_utils import models
+from course_utils.models import BasicBlock, Bottleneck, ZeroPadShortcut
+from course_utils.training import evaluate
 
 
 def gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -67,9 +81,6 @@ def lesion_study(model: nn.Module, loader, device: torch.device | str | None = N
     so for it this is the closest thing to "nothing". Returns ``{block name: accuracy}`` (0-1),
     blocks in order from input to output, plus ``"none removed"`` first.
     """
-    from course_utils.models import BasicBlock, Bottleneck, ZeroPadShortcut
-    from course_utils.training import evaluate
-
     def skip_path(block):
         shortcut = block.downsample
         if shortcut is None and (block.conv1.stride != (1, 1) or block.conv1.in_channels != block.bn2.num_features):
@@ -170,10 +181,6 @@ def architecture_table(names: tuple[str, ...] = ("resnet18", "resnet34", "resnet
     Weight layers are what the names count: the stem convolution, the convolutions of every block
     (2 in a BasicBlock, 3 in a Bottleneck) and the classifier; shortcut projections are not counted.
     """
-    import time
-
-    from course_utils import models
-
     rows = []
     device = torch.device(device)
     images = torch.rand(batch_size, 3, image_size, image_size, device=device)  # speed does not depend on content

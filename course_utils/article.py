@@ -1,4 +1,5 @@
-"""The blog article's network, rebuilt faithfully, defects included, so the notebooks can measure them.
+"""The blog article's way, rebuilt faithfully, defects included, so the notebooks can measure them:
+its network, its input pipeline, its optimiser and schedule, and its training loop as written.
 
 The article ("经典卷积神经网络——resnet") names its blocks in pinyin: ``tiao`` (跳, "skip") is the
 residual block, ``tiao2`` the channel-doubling block. Its defects, each shown in a notebook:
@@ -8,14 +9,24 @@ residual block, ``tiao2`` the channel-doubling block. Its defects, each shown in
 * ``ArticleDoublingBlock`` (``tiao2``) shares one BatchNorm between its two convolutions and has no
   BatchNorm on its 1x1 projection shortcut.
 * ``ArticleResNet18`` defines a max-pool that ``forward`` never uses.
+* ``article_transform`` upscales 32x32 images to 256 and crops 64x64 (a quarter of the image);
+  ``article_loader`` feeds them one PIL image at a time in batches of 8.
+* ``article_optimizer`` and ``article_scheduler``: SGD lr 0.001 with momentum 0.9, StepLR(10, 0.1);
+  ``train_as_written`` creates no scheduler step at all, as the article never calls ``step()``.
 
-Use ``course_utils.models`` for real work: these classes exist to be compared against.
+Use ``course_utils.models``, ``data.TensorLoader`` and ``training.fit`` for real work: what is here
+exists to be compared against.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision import transforms
+from torchvision.transforms.functional import to_pil_image
+
+from course_utils.distributed import is_distributed
 
 
 class ArticleResidualBlock(nn.Module):
@@ -92,3 +103,125 @@ def article_block_stack(num_blocks: int = 3, width: int = 16, num_classes: int =
         nn.Flatten(),
         nn.Linear(width, num_classes),
     )
+
+
+def article_transform():
+    """The blog article's training transforms, unchanged (for comparison; not the course's default).
+
+    Resize 32 -> 256, random flip, random 64x64 crop (a quarter of the upscaled image, so most
+    of the object can be cut away), strong colour jitter, normalise to [-1, 1].
+    """
+    return transforms.Compose([
+        transforms.Resize(256),
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomCrop(64),
+        transforms.ColorJitter(brightness=0.5, contrast=0.5, hue=0.3),
+        transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ])
+
+
+def article_test_transform():
+    """``article_transform`` without its randomness: the same scale (Resize 256, a 64x64 window,
+    here the centre one) and normalisation, no flip or jitter. The article itself tested with
+    its random training transforms; this is the fair way to test a model trained like that."""
+    return transforms.Compose([
+        transforms.Resize(256),
+        transforms.CenterCrop(64),
+        transforms.ToTensor(),
+        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    ])
+
+
+class TransformedImages(Dataset):
+    """uint8 image tensors seen through a torchvision transform, one PIL image at a time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(to_pil_image(self.images[index])), int(self.labels[index])
+
+
+class ArticleLoader(DataLoader):
+    """A ``DataLoader`` whose order follows the epoch (``set_epoch``, called by ``fit``): the
+    shuffling generator is re-seeded from the seed and the epoch, or, under ``torchrun``, the
+    ``DistributedSampler`` is told the epoch. The per-image random transforms run in worker
+    processes whose generators are not re-seeded, so only the order is repeatable."""
+
+    def __init__(self, *args, seed: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
+        elif self.generator is not None:
+            self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+
+
+def article_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8, num_workers: int = 2,
+                   shuffle: bool = True, seed: int = 0, train: bool = True) -> ArticleLoader:
+    """The article's input pipeline: ``article_transform()`` per image, in a ``DataLoader``.
+
+    Batches are (batch, 3, 64, 64) floats in [-1, 1]. Incomplete last batches are dropped, as
+    in the article. Under ``torchrun`` a ``DistributedSampler`` gives each process its part.
+    ``train=False``: ``article_test_transform()`` instead, every image kept (for testing).
+    """
+    dataset = TransformedImages(images, labels, article_transform() if train else article_test_transform())
+    sampler = None
+    if is_distributed():  # each process loads its own part of every epoch
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=train)
+    return ArticleLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=num_workers,
+        drop_last=train,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=num_workers > 0,
+        seed=seed,
+    )
+
+
+def article_optimizer(model: nn.Module) -> torch.optim.SGD:
+    """The article's optimiser: SGD with learning rate 0.001 and momentum 0.9, no weight decay."""
+    return torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+
+
+def article_scheduler(optimizer: torch.optim.Optimizer, step_size: int = 10) -> torch.optim.lr_scheduler.StepLR:
+    """The article's schedule: the learning rate divided by 10 every ``step_size`` epochs (10 in the
+    article). It only works if ``scheduler.step()`` is called once per epoch, which the article's
+    loop never does (see ``train_as_written``)."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
+
+
+def train_as_written(model: nn.Module, loader, optimizer: torch.optim.Optimizer, *, epochs: int = 3,
+                     device: torch.device | str = "cpu", print_every: int = 100) -> list[float]:
+    """The article's training loop, as it is written: ``epochs`` passes over ``loader`` (3 in the
+    article), each step zero_grad, forward, cross-entropy, backward, step, and the mean loss of
+    every ``print_every`` steps printed and returned. As in the article, the model is never put
+    back in train mode, nothing is validated, and no scheduler is stepped: the StepLR it creates
+    never changes the learning rate. ``training.fit`` is the corrected loop."""
+    loss_fn = nn.CrossEntropyLoss()
+    model.to(device)
+    averages, running = [], 0.0
+    for _epoch in range(epochs):
+        for index, (images, labels) in enumerate(loader):
+            images, labels = images.to(device), labels.to(device)
+            optimizer.zero_grad()
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+            if index % print_every == print_every - 1:
+                averages.append(running / print_every)
+                running = 0.0
+                print("average loss", averages[-1])
+    return averages

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.training import History, plain_data
+from course_utils.history import History, plain_data
 
 CHECKPOINT_FORMAT = "course_utils.checkpoint/1"
 

@@ -2,9 +2,9 @@
 
 * ``load_cifar10()``       the whole data set as uint8 tensors (from disk, or downloaded once).
 * ``subset()``             a class-balanced, seeded sample for the quick and smoke modes.
+* ``Loader``, ``EpochLoader`` what ``fit`` and ``evaluate`` need of a loader (a torch DataLoader is one).
 * ``TensorLoader``         the course's default loader: the data set stays on the training device,
                            every batch is cropped and flipped there in a few tensor operations.
-* ``article_loader()``     the blog article's per-image PIL pipeline, kept to compare against.
 * ``image_folder_dataset`` a folder tree ``<class name>/<image>`` for testing on your own images.
 """
 
@@ -17,11 +17,13 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from course_utils.distributed import is_distributed
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -259,6 +261,26 @@ def cutout_mask(n: int, height: int, width: int, size: int, generator: torch.Gen
     return (inside_rows[:, :, None] & inside_cols[:, None, :]).unsqueeze(1)
 
 
+@runtime_checkable
+class Loader(Protocol):
+    """What ``fit`` and ``evaluate`` need of a data loader: batches of ``(images, labels)``, and how
+    many batches there are (for the progress bar). A torch ``DataLoader`` is one; so is
+    ``TensorLoader``. ``fit`` records ``batch_size`` and the number of images of these two."""
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class EpochLoader(Loader, Protocol):
+    """A loader whose shuffling and augmentation depend only on the epoch number. ``fit`` calls
+    ``set_epoch(epoch)`` before each epoch, so a run can be repeated, or resumed from a
+    checkpoint, with the same batches. ``TensorLoader`` and ``article.ArticleLoader`` are ones."""
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+
 class TensorLoader:
     """Batches of ``(images, labels)`` made from tensors already in memory (the course's default).
 
@@ -306,7 +328,7 @@ class TensorLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        distributed = is_distributed()
         self.world_size = world_size if world_size is not None else (
             torch.distributed.get_world_size() if distributed else 1)
         self.rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
@@ -355,7 +377,7 @@ def _shard_bounds(size: int, rank: int, world_size: int) -> tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
-def measure_loader_speed(loader: Iterable, seconds: float = 5.0) -> float:
+def measure_loader_speed(loader: Loader, seconds: float = 5.0) -> float:
     """Images per second that ``loader`` delivers, iterating (and restarting) it for about
     ``seconds``. The first batch is not timed: it includes starting workers."""
     iterator = iter(loader)
@@ -369,80 +391,6 @@ def measure_loader_speed(loader: Iterable, seconds: float = 5.0) -> float:
             continue
         images += len(batch)
     return images / (time.perf_counter() - start)
-
-
-def article_transform():
-    """The blog article's training transforms, unchanged (for comparison; not the course's default).
-
-    Resize 32 -> 256, random flip, random 64x64 crop (a quarter of the upscaled image, so most
-    of the object can be cut away), strong colour jitter, normalise to [-1, 1].
-    """
-    from torchvision import transforms
-
-    return transforms.Compose([
-        transforms.Resize(256),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomCrop(64),
-        transforms.ColorJitter(brightness=0.5, contrast=0.5, hue=0.3),
-        transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
-
-
-def article_test_transform():
-    """``article_transform`` without its randomness: the same scale (Resize 256, a 64x64 window,
-    here the centre one) and normalisation, no flip or jitter. The article itself tested with
-    its random training transforms; this is the fair way to test a model trained like that."""
-    from torchvision import transforms
-
-    return transforms.Compose([
-        transforms.Resize(256),
-        transforms.CenterCrop(64),
-        transforms.ToTensor(),
-        transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    ])
-
-
-class TransformedImages(torch.utils.data.Dataset):
-    """uint8 image tensors seen through a torchvision transform, one PIL image at a time."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform) -> None:
-        self.images = images
-        self.labels = labels
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from torchvision.transforms.functional import to_pil_image
-
-        return self.transform(to_pil_image(self.images[index])), int(self.labels[index])
-
-
-def article_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 8, num_workers: int = 2,
-                   shuffle: bool = True, seed: int = 0, train: bool = True) -> torch.utils.data.DataLoader:
-    """The article's input pipeline: ``article_transform()`` per image, in a ``DataLoader``.
-
-    Batches are (batch, 3, 64, 64) floats in [-1, 1]. Incomplete last batches are dropped, as
-    in the article. Under ``torchrun`` a ``DistributedSampler`` gives each process its part.
-    ``train=False``: ``article_test_transform()`` instead, every image kept (for testing).
-    """
-    dataset = TransformedImages(images, labels, article_transform() if train else article_test_transform())
-    sampler = None
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Each process loads its own part of every epoch; fit calls sampler.set_epoch(epoch).
-        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=train)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
-        sampler=sampler,
-        num_workers=num_workers,
-        drop_last=train,
-        generator=torch.Generator().manual_seed(seed),
-        persistent_workers=num_workers > 0,
-    )
 
 
 @dataclass

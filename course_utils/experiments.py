@@ -1,65 +1,41 @@
-"""The course's named experiments, runnable from a notebook or from the command line.
+"""The course's named experiments: one registry entry each, run from a notebook or the command line.
 
     python -m course_utils list
     python -m course_utils run degradation --mode quick --out data/runs/degradation-quick
 
-Each experiment trains the models its row of ``modes.SETTINGS`` names, with the sizes of the
-active mode, and returns (and, given a folder, writes) one run record per trained model.
+``EXPERIMENTS`` is the one place an experiment is defined: what it shows, its ``Settings`` in each
+mode, and the runs it is made of. ``run_experiment`` trains those runs with the sizes of the active
+mode and returns (and, given a folder, writes) one run record per run; ``describe`` and
+``python -m course_utils list`` show the table. Why each setting has its value, measured over
+seeds, is in benchmarks/README.md.
 """
 
 from __future__ import annotations
 
-import argparse
-import ast
-import copy
 import math
 import os
 import re
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from course_utils import models
-from course_utils.article import article_block_stack
+from course_utils.article import article_block_stack, article_scheduler
 from course_utils.checkpoint import save_checkpoint
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
-from course_utils.modes import (MODES, SETTINGS, T4_MACS_PER_SECOND, T4_SECONDS_PER_LAYER, Settings, current_mode,
-                                format_settings, get_settings)
-from course_utils.training import (History, TimeBudget, check_folder_writable, fit, is_distributed, is_main_process,
-                                   launched_by_torchrun, measure_training_speed, pick_device, seed_everything,
-                                   start_process_group, stop_process_group)
+from course_utils.devices import choose_precision, describe_device, pick_device
+from course_utils.distributed import is_distributed, is_main_process
+from course_utils.estimates import (epoch_seconds, epochs_for_budget, format_minutes, measured_step_seconds,
+                                    t4_step_seconds, time_budget_minutes)
+from course_utils.history import History
+from course_utils.modes import MODES, Settings, current_mode, format_settings
+from course_utils.training import TimeBudget, check_folder_writable, fit, seed_everything
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
-
-DESCRIPTIONS = {
-    "degradation": "plain vs residual networks of depth 20 and 56, same data and schedule (notebook 01)",
-    "block-defects": "the article's residual block (shared weights, ReLU before the addition) vs the paper's, "
-                     "3 blocks each (notebook 02)",
-    "lr-decay": "ResNet18 with a constant learning rate vs the article's StepLR decay (notebook 05)",
-    "depth": "test error against depth: plain and residual 20-110 layers, ResNet18/34/50 (notebook 07)",
-    "fast-ablation": "the fast recipe's tricks switched on one at a time, ResNet18 (notebook 08)",
-    "fast": "ResNet18 with the whole fast recipe (benchmarks/fast_resnet18.py, notebook 08)",
-    "laptop": "ResNet18 width 16 on all of CIFAR-10 in under 15 minutes on 2 CPU cores (notebook 08)",
-}
-
-# The ablation of notebook 08: each step keeps the previous ones and switches one more trick on.
-# The switches whose worth depends on the hardware come last, so that one which slows a machine
-# down (bf16 on a CPU without bf16 arithmetic halved the speed) does not slow every later row.
-ABLATION: tuple[tuple[str, dict], ...] = (
-    ("course default", {}),
-    ("+ channels_last", {"channels_last": True}),
-    ("+ one-cycle LR", {"schedule": "one-cycle", "warmup_fraction": 0.2}),
-    ("+ label smoothing", {"label_smoothing": 0.1}),
-    ("+ Nesterov", {"nesterov": True}),
-    ("+ flip TTA", {"flip_tta": True}),
-    ("+ cutout 16", {"cutout": 16}),
-    ("+ bf16 autocast", {"amp": True}),
-    ("+ torch.compile", {"compile": True}),  # only where the settings ask for it (see modes.SETTINGS)
-)
 
 
 @dataclass(frozen=True)
@@ -74,6 +50,204 @@ class RunSpec:
     def settings(self, settings: Settings) -> Settings:
         """The experiment's settings with this run's changes applied."""
         return replace(settings, **dict(self.changes))
+
+
+def one_run_per_model(settings: Settings) -> list[RunSpec]:
+    """One run per model name, each with the settings' schedule."""
+    schedule = settings.schedule or ("multistep" if settings.lr_milestones else "constant")
+    return [RunSpec(name, name, schedule) for name in settings.models]
+
+
+def with_and_without_decay(settings: Settings) -> list[RunSpec]:
+    """The article's comparison: the same model, data order and start, with and without StepLR."""
+    return [spec for name in settings.models for spec in (
+        RunSpec(f"{name} constant LR", name, "constant"),
+        RunSpec(f"{name} StepLR", name, "step"),
+    )]
+
+
+# The ablation of notebook 08: each step keeps the previous ones and switches one more trick on.
+# The switches whose worth depends on the hardware come last, so that one which slows a machine
+# down (bf16 on a CPU without bf16 arithmetic halved the speed) does not slow every later row.
+ABLATION: tuple[tuple[str, dict], ...] = (
+    ("course default", {}),
+    ("+ channels_last", {"channels_last": True}),
+    ("+ one-cycle LR", {"schedule": "one-cycle", "warmup_fraction": 0.2}),
+    ("+ label smoothing", {"label_smoothing": 0.1}),
+    ("+ Nesterov", {"nesterov": True}),
+    ("+ flip TTA", {"flip_tta": True}),
+    ("+ cutout 16", {"cutout": 16}),
+    ("+ bf16 autocast", {"amp": True}),
+    ("+ torch.compile", {"compile": True}),  # only where the settings ask for it (the full mode)
+)
+
+
+def ablation_steps(settings: Settings) -> list[RunSpec]:
+    """The rows of ``ABLATION``, each with every change so far, on the settings' first model."""
+    specs, changes = [], {}
+    for label, change in ABLATION:
+        if "compile" in change and not settings.compile:
+            continue  # compiling costs about a minute on a CPU: only where the mode asks for it
+        changes = {**changes, **change}
+        specs.append(RunSpec(label, settings.models[0], changes.get("schedule", "constant"),
+                             tuple(changes.items())))
+    return specs
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One named experiment: what it shows, its settings per mode, and how its runs are built."""
+
+    description: str
+    settings: dict[str, Settings]  # by mode: smoke, quick, full, and paper where it has a schedule of its own
+    runs: Callable[[Settings], list[RunSpec]] = field(default=one_run_per_model)
+
+
+# The paper's CIFAR recipe (Section 4.2): batch 128, SGD lr 0.1, momentum 0.9, weight decay 1e-4,
+# LR divided by 10 at 32k and 48k of 64k iterations (= 50% and 75%), 164 epochs of 50k images.
+# Full mode keeps all of it but the length (the milestones are fractions of the run).
+_PAPER_CIFAR = dict(batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, lr_milestones=(0.5, 0.75))
+_DEGRADATION = ("plain-20", "plain-56", "resnet-20", "resnet-56")
+_DEPTH_SERIES = ("plain-20", "plain-32", "plain-44", "plain-56", "resnet-20", "resnet-32", "resnet-44", "resnet-56")
+# The fast recipe's switches: one-cycle LR (warm-up 20% of the steps), Nesterov, label smoothing
+# 0.1, test-time flip, and the NHWC layout (measured faster on a 2-core CPU too).
+_FAST = dict(schedule="one-cycle", warmup_fraction=0.2, nesterov=True, label_smoothing=0.1, flip_tta=True,
+             channels_last=True, weight_decay=5e-4)
+
+# Quick-mode sizes are measured choices: each shows its notebook's effect for every one of 5 seeds
+# on 2 CPU cores within the notebook's 5 minutes (benchmarks/README.md, "Lessons over seeds", and
+# "How the settings were chosen" for the runs that ruled the alternatives out).
+EXPERIMENTS: dict[str, Experiment] = {
+    "degradation": Experiment(
+        "plain vs residual networks of depth 20 and 56, same data and schedule (notebook 01)",
+        {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1, zero_init_residual=True,
+                           models=_DEGRADATION),
+         # Zero-initialised residual blocks: a default-initialised ResNet-56 diverged at lr 0.1 this short.
+         "quick": Settings(train_size=2048, test_size=500, epochs=3, batch_size=64, lr=0.1, zero_init_residual=True,
+                           models=_DEGRADATION),
+         "full": Settings(train_size=None, test_size=None, epochs=30, models=_DEGRADATION, **_PAPER_CIFAR),
+         "paper": Settings(train_size=None, test_size=None, epochs=164, models=_DEGRADATION, **_PAPER_CIFAR)}),
+    "gradients": Experiment(
+        "gradient norms per layer of a plain and a residual 56-layer network, default initialisation "
+        "(notebook 01, part 1)",
+        # lr 0.02: the lesson is about the default initialisation, at which lr 0.1 blew a ResNet-56 up.
+        {"smoke": Settings(train_size=128, test_size=None, epochs=1, batch_size=64, lr=0.02,
+                           models=("plain-56", "resnet-56")),
+         "quick": Settings(train_size=640, test_size=None, epochs=1, batch_size=128, lr=0.02,
+                           models=("plain-56", "resnet-56")),
+         "full": Settings(train_size=1280, test_size=None, epochs=1, batch_size=128, lr=0.02,
+                          models=("plain-56", "resnet-56"))}),
+    "block-defects": Experiment(
+        "the article's residual block (shared weights, ReLU before the addition) vs the paper's, "
+        "3 blocks each in the same small network (notebook 02)",
+        {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.05, width=16,
+                           models=("article-blocks-3", "paper-blocks-3")),
+         "quick": Settings(train_size=2048, test_size=1000, epochs=4, batch_size=128, lr=0.05, width=16,
+                           models=("article-blocks-3", "paper-blocks-3")),
+         "full": Settings(train_size=None, test_size=None, epochs=15, batch_size=128, lr=0.05, width=16,
+                          models=("article-blocks-3", "paper-blocks-3"))}),
+    "lr-decay": Experiment(
+        "ResNet18 with a constant learning rate vs the article's StepLR decay (notebook 05)",
+        # lr_milestones: where StepLR divides the LR, as fractions of the run (the article's 10 of 30
+        # epochs). Quick: a small subset seen for many epochs, so the constant run plateaus before the decay.
+        {"smoke": Settings(train_size=128, test_size=100, epochs=2, batch_size=64, lr=0.05,
+                           weight_decay=5e-4, lr_milestones=(0.5,), width=8, models=("resnet18",)),
+         "quick": Settings(train_size=1280, test_size=1000, epochs=20, batch_size=128, lr=0.1,
+                           weight_decay=5e-4, lr_milestones=(0.75,), width=16, models=("resnet18",)),
+         "full": Settings(train_size=None, test_size=None, epochs=24, batch_size=128, lr=0.05,
+                          weight_decay=5e-4, lr_milestones=(1 / 3, 2 / 3), width=64, models=("resnet18",)),
+         "paper": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.05,
+                           weight_decay=5e-4, lr_milestones=(1 / 3, 2 / 3), width=64, models=("resnet18",))},
+        runs=with_and_without_decay),
+    "save-load": Experiment(
+        "one ResNet18 to save, load, test and resume, constant learning rate (notebook 06)",
+        {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.05,
+                           weight_decay=5e-4, width=8, models=("resnet18",)),
+         "quick": Settings(train_size=2048, test_size=1000, epochs=3, batch_size=128, lr=0.05,
+                           weight_decay=5e-4, width=16, models=("resnet18",)),
+         "full": Settings(train_size=None, test_size=None, epochs=15, batch_size=128, lr=0.05,
+                          weight_decay=5e-4, width=64, models=("resnet18",))}),
+    "depth": Experiment(
+        "test error against depth: plain and residual 20-56 layers (paper mode: also 110 and "
+        "ResNet18/34/50) (notebook 07)",
+        {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1, width=8,
+                           zero_init_residual=True, models=("plain-20", "resnet-20", "resnet18")),
+         "quick": Settings(train_size=1024, test_size=500, epochs=3, batch_size=64, lr=0.1, width=16,
+                           zero_init_residual=True, models=_DEPTH_SERIES),
+         # The 110-layer pair and ResNet18/34/50 alone would need over an hour on a T4 for a few epochs.
+         "full": Settings(train_size=None, test_size=None, epochs=15, width=64, models=_DEPTH_SERIES, **_PAPER_CIFAR),
+         "paper": Settings(train_size=None, test_size=None, epochs=164, width=64,
+                           models=(*_DEPTH_SERIES[:4], "plain-110", *_DEPTH_SERIES[4:], "resnet-110",
+                                   "resnet18", "resnet34", "resnet50"), **_PAPER_CIFAR)}),
+    "fast-ablation": Experiment(
+        "the fast recipe's tricks switched on one at a time, ResNet18 (notebook 08)",
+        # The base is the course's default recipe (SGD + momentum, constant LR, fp32, NCHW). Only full
+        # mode times torch.compile: compiling ResNet18-w16 took 54 s on 2 CPU cores, longer than a quick run.
+        {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.05, weight_decay=5e-4,
+                           width=8, models=("resnet18",)),
+         "quick": Settings(train_size=2560, test_size=1000, epochs=2, batch_size=128, lr=0.05, weight_decay=5e-4,
+                           width=16, models=("resnet18",)),
+         "full": Settings(train_size=None, test_size=None, epochs=6, batch_size=512, lr=0.2, weight_decay=5e-4,
+                          width=64, compile=True, models=("resnet18",))},
+        runs=ablation_steps),
+    "fast": Experiment(
+        "ResNet18 with the whole fast recipe (benchmarks/fast_resnet18.py, notebook 08)",
+        # Batch 512 with the LR scaled linearly from 0.1 per 128 images.
+        {"smoke": Settings(train_size=256, test_size=100, epochs=1, batch_size=64, lr=0.1, width=8,
+                           models=("resnet18",), **_FAST),
+         "quick": Settings(train_size=5000, test_size=1000, epochs=2, batch_size=128, lr=0.1, width=16,
+                           models=("resnet18",), **_FAST),
+         "full": Settings(train_size=None, test_size=None, epochs=16, batch_size=512, lr=0.4, width=64,
+                          amp=True, compile=True, models=("resnet18",), **_FAST)}),
+    "laptop": Experiment(
+        "ResNet18 width 16 on all of CIFAR-10 in under 15 minutes on 2 CPU cores (notebook 08)",
+        # 14 minutes of training: the one-cycle LR follows the clock, so every run ends on time on a
+        # fast or a slow machine (epochs=30 is only a cap); the minute left covers the last step.
+        {"smoke": Settings(train_size=256, test_size=100, epochs=1, batch_size=64, lr=0.1, width=8,
+                           models=("resnet18",), **_FAST),
+         "quick": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.1, width=16,
+                           time_budget=14 * 60, models=("resnet18",), **_FAST),
+         "full": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.1, width=16,
+                          time_budget=14 * 60, models=("resnet18",), **_FAST)}),
+}
+
+
+def get_settings(experiment: str, mode: str | None = None) -> Settings:
+    """The settings of ``experiment`` in ``mode`` (default: the active mode)."""
+    entry = _entry(experiment)
+    mode = current_mode() if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    return entry.settings.get(mode, entry.settings["full"])  # no paper schedule of its own: paper runs full
+
+
+def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:
+    """The runs ``experiment`` is made of, with ``settings``."""
+    return _entry(experiment).runs(settings)
+
+
+def _entry(experiment: str) -> Experiment:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[experiment]
+
+
+def describe(experiment: str | None = None, mode: str | None = None) -> None:
+    """Print the active mode, the device and what the mode implies for ``experiment`` (or all)."""
+    mode = current_mode() if mode is None else mode
+    source = "from COURSE_MODE" if os.environ.get("COURSE_MODE") else "default for this machine"
+    print(f"mode: {mode} ({source}; valid: {', '.join(MODES)})")
+    device = pick_device(verbose=False)
+    print(f"device: {describe_device(device)}, training precision {choose_precision(device)}")
+    for name in EXPERIMENTS if experiment is None else [experiment]:
+        settings = get_settings(name, mode)
+        print(f"{name}: {format_settings(settings)}")
+        if mode in ("full", "paper"):
+            print(f"  estimate on a T4 (an assumption, see course_utils/estimates.py): "
+                  f"{t4_experiment_seconds(name, settings) / 60:.1f} min")
+    budget = time_budget_minutes()
+    print("time: each experiment prints its expected duration on this device before it trains"
+          + (f"; COURSE_TIME_BUDGET={budget:g} min chooses its epochs" if budget is not None else ""))
 
 
 def build_named_model(name: str, width: int | None = None, zero_init_residual: bool = False) -> nn.Module:
@@ -103,33 +277,19 @@ def build_named_model(name: str, width: int | None = None, zero_init_residual: b
                      f"e.g. 20, 56), resnet18 / 34 / 50 / 101 / 152, or article-blocks-N / paper-blocks-N")
 
 
-def run_specs(experiment: str, settings: Settings) -> list[RunSpec]:
-    """The runs an experiment is made of."""
-    if experiment == "lr-decay":
-        # The article's comparison: the same model, data order and start, with and without decay.
-        return [spec for name in settings.models for spec in (
-            RunSpec(f"{name} constant LR", name, "constant"),
-            RunSpec(f"{name} StepLR", name, "step"),
-        )]
-    if experiment == "fast-ablation":
-        specs, changes = [], {}
-        for label, change in ABLATION:
-            if "compile" in change and not settings.compile:
-                continue  # compiling costs about a minute on a CPU: only where the mode asks for it
-            changes = {**changes, **change}
-            specs.append(RunSpec(label, settings.models[0], changes.get("schedule", "constant"),
-                                 tuple(changes.items())))
-        return specs
-    return [RunSpec(name, name, settings.schedule or ("multistep" if settings.lr_milestones else "constant"))
-            for name in settings.models]
+def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:
+    """The freshly initialised model of a run: seeded, so equal architectures start equal."""
+    settings = spec.settings(settings)
+    seed_everything(seed)
+    return build_named_model(spec.model, settings.width, settings.zero_init_residual)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedule: str,
                    steps_per_epoch: int | None = None, budget: TimeBudget | None = None):
     """The learning-rate schedule of a run (None for a constant LR).
 
-    ``step``: the article's ``StepLR(step_size, gamma=0.1)`` with its step of 10 epochs (of 30)
-    scaled to the run's length. ``multistep``: the paper's division by 10 at the given fractions.
+    ``step``: the article's ``StepLR(step_size, gamma=0.1)`` (``article.article_scheduler``) with
+    its step of 10 epochs (of 30) scaled to the run's length. ``multistep``: the paper's division by 10 at the given fractions.
     Both are stepped once per epoch. ``one-cycle``: ``one_cycle_factor`` times the LR, stepped
     once per optimiser step (``schedule_interval``), so it needs ``steps_per_epoch``. Its progress
     is the share of the ``settings.epochs`` steps done or, with a ``budget`` (the same one given
@@ -153,7 +313,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedul
     if schedule == "constant" or not milestones:
         return None
     if schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=milestones[0], gamma=0.1)
+        return article_scheduler(optimizer, step_size=milestones[0])
     if schedule == "multistep":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     raise ValueError(f"unknown schedule {schedule!r}; use 'constant', 'step', 'multistep' or 'one-cycle'")
@@ -177,39 +337,12 @@ def one_cycle_factor(progress: float, warmup_fraction: float) -> float:
     return max(1.0 - progress, 0.0) / (1.0 - warmup_fraction)
 
 
-def t4_step_seconds(model: nn.Module, batch_size: int) -> float:
-    """Assumed seconds of one training step of ``model`` on a T4: arithmetic at
-    ``modes.T4_MACS_PER_SECOND`` plus a fixed cost per weight layer (the assumption is stated
-    next to the constants in ``course_utils.modes``)."""
-    layers = sum(isinstance(module, (nn.Conv2d, nn.Linear)) for module in model.modules())
-    return batch_size * 3 * models.count_macs(model) / T4_MACS_PER_SECOND + layers * T4_SECONDS_PER_LAYER
-
-
-def measured_step_seconds(model: nn.Module, settings: Settings, data: Cifar10, device: torch.device) -> float:
-    """Seconds of one training step of a copy of ``model`` on ``device``, at the run's batch size,
-    precision and layout: two untimed steps (the first call in a process also pays for setting up
-    kernels: it made a first estimate 3x too long), then two timed. The model itself is not touched."""
-    batch = min(settings.batch_size, len(data.train_images))
-    images = data.train_images[:batch].float().div(255)  # the speed does not depend on normalising
-    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=2, warmup=2,
-                                  device=device, amp=settings.amp, channels_last=settings.channels_last)
-    return batch / rate
-
-
-def epoch_seconds(step_seconds: float, settings: Settings, train_images: int, test_images: int) -> float:
-    """One epoch: its training steps, then the test pass (forward only, about a third of a
-    training step's work per image; twice that with test-time flipping)."""
-    steps = math.ceil(train_images / settings.batch_size)
-    test = test_images / settings.batch_size * step_seconds / 3 * (2 if settings.flip_tta else 1)
-    return steps * step_seconds + test
-
-
 def estimate_epoch_seconds(experiment: str, settings: Settings, *, device: torch.device | str | None = None,
                            data: Cifar10 | None = None, seed: int = 0,
                            specs: list[RunSpec] | None = None) -> dict[str, float]:
     """Seconds per epoch of each run of ``experiment`` with ``settings``: ``{label: seconds}``.
 
-    ``device="t4"``: by the T4 assumption of ``course_utils.modes`` (no data needed). Otherwise
+    ``device="t4"``: by the T4 assumption of ``course_utils.estimates`` (no data needed). Otherwise
     measured on that device: a few timed training steps of each run's model on ``data`` (which
     must already be the experiment's subset). torch.compile's compilation is not included.
     ``specs``: only these runs (default: all of the experiment's).
@@ -234,32 +367,6 @@ def t4_experiment_seconds(experiment: str, settings: Settings) -> float:
     """Estimated seconds of all runs of ``experiment`` on a T4 (a run with a time budget stops at it)."""
     per_epoch = estimate_epoch_seconds(experiment, settings, device="t4").values()
     return sum(min(settings.epochs * seconds, settings.time_budget or math.inf) for seconds in per_epoch)
-
-
-def epochs_for_budget(minutes: float, seconds_per_epoch: dict[str, float], most: int) -> int:
-    """The most epochs (at least 1, at most ``most``) for which every run together fits ``minutes``;
-    every run gets the same number, so a comparison stays fair (same steps, same data)."""
-    if not minutes > 0:
-        raise ValueError(f"a time budget must be a positive number of minutes, got {minutes!r}")
-    return max(1, min(most, int(minutes * 60 // sum(seconds_per_epoch.values()))))
-
-
-def time_budget_minutes(explicit: float | None = None) -> float | None:
-    """The experiment time budget: ``explicit`` if given, else ``$COURSE_TIME_BUDGET`` (minutes), else None."""
-    if explicit is not None:
-        return float(explicit)
-    value = os.environ.get("COURSE_TIME_BUDGET", "").strip()
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"COURSE_TIME_BUDGET={value!r} is not a number of minutes; set e.g. "
-                         f"COURSE_TIME_BUDGET=20, or unset it to run the mode's epochs") from None
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def run_experiment(
@@ -296,75 +403,35 @@ def run_experiment(
     store the choice under ``config["time_budget_choice"]``.
     """
     mode = current_mode()
-    settings = get_settings(experiment, mode)
-    if overrides:
-        unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown setting(s) {unknown} in overrides; settings are: "
-                             f"{', '.join(Settings.__dataclass_fields__)}")
-        settings = replace(settings, **overrides)
-    specs = run_specs(experiment, settings)
-    if only is not None:
-        unknown = sorted(set(only) - {spec.label for spec in specs})
-        if unknown:
-            raise ValueError(f"{experiment} has no run(s) {unknown}; its runs: {[s.label for s in specs]}")
-        specs = [spec for spec in specs if spec.label in only]
-    if save_models and out_dir is None:
-        raise ValueError("save_models=True needs an out_dir (--out) to write the checkpoints to")
-    if out_dir is not None:
-        _check_output_folder(Path(out_dir))  # before any training, not after the first run
-    paths = {spec.label: Path(out_dir) / f"{experiment}__{slug(spec.label)}.json" for spec in specs} if out_dir else {}
-    written = [*paths.values(), *(path.with_suffix(".pt") for path in paths.values() if save_models)]
-    existing = [str(path) for path in written if path.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
-                              f"output folder, or pass overwrite=True (--overwrite) to replace them")
-
-    main = is_main_process()  # under torchrun, only process 0 prints and writes records
-    device = torch.device(device) if device is not None else pick_device(verbose=main)
+    settings = _apply_overrides(get_settings(experiment, mode), overrides)
+    specs = _select_runs(experiment, run_specs(experiment, settings), only)
+    paths = _record_paths(experiment, specs, out_dir, save_models, overwrite)
+    is_main = is_main_process()  # under torchrun, only process 0 prints and writes records
+    device = torch.device(device) if device is not None else pick_device(verbose=is_main)
     data = (data if data is not None else load_cifar10()).subset(settings.train_size, settings.test_size, seed)
-    budget = time_budget_minutes(budget_minutes)
-    if budget is not None and is_distributed():
-        raise ValueError("a time budget is not supported under torchrun (each process would measure its own "
-                         "estimate); choose the epochs with --set epochs=N instead")
     estimates = estimate_epoch_seconds(experiment, settings, device=device, data=data, seed=seed, specs=specs)
-    choice = None
-    if budget is not None:
-        epochs = epochs_for_budget(budget, estimates, settings.epochs)
-        choice = {"budget_minutes": budget, "mode_epochs": settings.epochs, "epochs": epochs,
-                  "estimated_minutes": round(epochs * sum(estimates.values()) / 60, 2),
-                  "why": f"{epochs} epoch(s) of every run fit the {budget:g}-minute budget by the estimate "
-                         f"of {sum(estimates.values()):.1f} s per epoch of all runs (mode: {settings.epochs} epochs)"}
-        settings = replace(settings, epochs=epochs)
-    if main:
-        print(f"{experiment} in {mode} mode: {format_settings(settings)}")
-        # A run with a time budget of its own (the laptop recipe) stops when that is spent.
-        expected = {label: min(settings.epochs * seconds, settings.time_budget or math.inf)
-                    for label, seconds in estimates.items()}
-        print(f"expected on {device.type} (a few timed steps per run"
-              + ("; plus compilation" if settings.compile else "") + "): "
-              + ", ".join(f"{label} {_minutes(seconds)}" for label, seconds in expected.items())
-              + f"; all {_minutes(sum(expected.values()))}")
-        if choice:
-            print(f"time budget: {choice['why']}")
-
+    choice = _budget_choice(time_budget_minutes(budget_minutes), estimates, settings.epochs)
+    if choice is not None:
+        settings = replace(settings, epochs=choice["epochs"])
+    if is_main:
+        _print_plan(experiment, mode, settings, estimates, device, choice)
     runs = {}
     for spec in specs:
-        if main:
+        if is_main:
             print(f"--- {spec.label} ---")
         model = build_model_for(spec, settings, seed)
         history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
-        if history.meta.get("stopped", "").startswith("interrupted"):
-            # Ctrl-C stops the whole experiment: no next run, and no record of the incomplete one.
-            if main:
+        if history.interrupted:  # Ctrl-C stops the whole experiment: no next run, no record of this one
+            if is_main:
                 print(f"Interrupted during {spec.label}: {experiment} stopped; the records of its "
                       f"{len(runs)} complete run(s) are kept" + (f" in {out_dir}" if out_dir else "") + ".")
             raise KeyboardInterrupt
         if keep_models is not None:
             keep_models[spec.label] = model
+        history.meta["mode"] = mode
         history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {},
                               estimated_epoch_seconds=round(estimates[spec.label], 3), time_budget_choice=choice)
-        if spec.label in paths and main:
+        if spec.label in paths and is_main:
             history.save_json(paths[spec.label])
             if save_models:
                 save_checkpoint(paths[spec.label].with_suffix(".pt"), model, history=history,
@@ -373,17 +440,74 @@ def run_experiment(
     return runs
 
 
+def _apply_overrides(settings: Settings, overrides: dict | None) -> Settings:
+    if not overrides:
+        return settings
+    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown} in overrides; settings are: "
+                         f"{', '.join(Settings.__dataclass_fields__)}")
+    return replace(settings, **overrides)
+
+
+def _select_runs(experiment: str, specs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:
+    if only is None:
+        return specs
+    unknown = sorted(set(only) - {spec.label for spec in specs})
+    if unknown:
+        raise ValueError(f"{experiment} has no run(s) {unknown}; its runs: {[spec.label for spec in specs]}")
+    return [spec for spec in specs if spec.label in only]
+
+
+def _record_paths(experiment: str, specs: list[RunSpec], out_dir, save_models: bool,
+                  overwrite: bool) -> dict[str, Path]:
+    """Where each run's record goes; checked before any training, not after the first run."""
+    if save_models and out_dir is None:
+        raise ValueError("save_models=True needs an out_dir (--out) to write the checkpoints to")
+    if out_dir is None:
+        return {}
+    _check_output_folder(Path(out_dir))
+    paths = {spec.label: Path(out_dir) / f"{experiment}__{slug(spec.label)}.json" for spec in specs}
+    written = [*paths.values(), *(path.with_suffix(".pt") for path in paths.values() if save_models)]
+    existing = [str(path) for path in written if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
+                              f"output folder, or pass overwrite=True (--overwrite) to replace them")
+    return paths
+
+
+def _budget_choice(budget: float | None, estimates: dict[str, float], mode_epochs: int) -> dict | None:
+    """The epochs a time budget allows (None without a budget), and why, for the records."""
+    if budget is None:
+        return None
+    if is_distributed():
+        raise ValueError("a time budget is not supported under torchrun (each process would measure its own "
+                         "estimate); choose the epochs with --set epochs=N instead")
+    epochs = epochs_for_budget(budget, estimates, mode_epochs)
+    per_epoch = sum(estimates.values())
+    return {"budget_minutes": budget, "mode_epochs": mode_epochs, "epochs": epochs,
+            "estimated_minutes": round(epochs * per_epoch / 60, 2),
+            "why": f"{epochs} epoch(s) of every run fit the {budget:g}-minute budget by the estimate "
+                   f"of {per_epoch:.1f} s per epoch of all runs (mode: {mode_epochs} epochs)"}
+
+
+def _print_plan(experiment: str, mode: str, settings: Settings, estimates: dict[str, float],
+                device: torch.device, choice: dict | None) -> None:
+    print(f"{experiment} in {mode} mode: {format_settings(settings)}")
+    # A run with a time budget of its own (the laptop recipe) stops when that is spent.
+    expected = {label: min(settings.epochs * seconds, settings.time_budget or math.inf)
+                for label, seconds in estimates.items()}
+    print(f"expected on {device.type} (a few timed steps per run"
+          + ("; plus compilation" if settings.compile else "") + "): "
+          + ", ".join(f"{label} {format_minutes(seconds)}" for label, seconds in expected.items())
+          + f"; all {format_minutes(sum(expected.values()))}")
+    if choice:
+        print(f"time budget: {choice['why']}")
+
 def _check_output_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"the output folder {folder} is a file; choose a folder for the run records")
     check_folder_writable(folder, f"run records to {folder}")
-
-
-def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:
-    """The freshly initialised model of a run: seeded, so equal architectures start equal."""
-    settings = spec.settings(settings)
-    seed_everything(seed)
-    return build_named_model(spec.model, settings.width, settings.zero_init_residual)
 
 
 def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
@@ -407,9 +531,8 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
     scheduler = make_scheduler(optimizer, settings, spec.schedule, steps_per_epoch=len(train_loader), budget=budget)
     return fit(model, train_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
                scheduler_interval=schedule_interval(spec.schedule), val_loader=test_loader, device=device,
-               amp=settings.amp, channels_last=settings.channels_last, compile=settings.compile, time_limit=budget,
-               flip_tta=settings.flip_tta, loss_fn=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
-               progress=progress,
+               speed=settings.speed, time_limit=budget, flip_tta=settings.flip_tta,
+               loss_fn=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing), progress=progress,
                config={"model_name": spec.model, "schedule": spec.schedule, "seed": seed,
                        "test_images": len(data.test_images), "label_smoothing": settings.label_smoothing,
                        "warmup_fraction": settings.warmup_fraction, "time_budget": settings.time_budget})
@@ -435,101 +558,8 @@ def load_seed_runs(folder: str | os.PathLike, experiment: str) -> dict[int, Hist
     return dict(sorted(runs.items()))
 
 
-def parse_overrides(pairs: list[str]) -> dict:
-    """``["epochs=4", "train_size=None", "schedule=one-cycle"]`` -> ``{"epochs": 4, "train_size": None,
-    "schedule": "one-cycle"}``: values are read as Python literals, anything else as a string."""
-    overrides = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise ValueError(f"settings are given as KEY=VALUE (e.g. epochs=4), got {pair!r}")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
-    return overrides
-
-
 def slug(label: str) -> str:
     """A file-name-safe version of a run label: 'resnet18 StepLR' -> 'resnet18-steplr'."""
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
 
 
-def list_experiments() -> None:
-    """Print every experiment with its sizes in each mode, and for full and paper mode the
-    estimated time on a T4 (the assumption is in ``course_utils.modes``)."""
-    print("Times on a T4 are estimates: forward MACs x 3 at 4 TMAC/s plus 0.5 ms per weight layer per step "
-          "(see course_utils/modes.py), without compilation.")
-    for name, description in DESCRIPTIONS.items():
-        print(f"{name}: {description}")
-        for mode in MODES:
-            if mode == "paper" and mode not in SETTINGS[name]:
-                continue  # runs its full settings
-            settings = get_settings(name, mode)
-            line = f"  {mode:>5}: {format_settings(settings)}"
-            if mode in ("full", "paper"):
-                line += f"  [estimate on a T4: {_minutes(t4_experiment_seconds(name, settings))}]"
-            print(line)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils",
-                                     description="Run the ResNet course's experiments without Jupyter.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="list the experiments and their sizes in each mode")
-    run = commands.add_parser("run", help="run one experiment and write one run record per model")
-    run.add_argument("experiment", choices=sorted(DESCRIPTIONS))
-    run.add_argument("--mode", choices=MODES, default=None,
-                     help="run mode (default: $COURSE_MODE, else full with CUDA and quick without)")
-    run.add_argument("--out", default=None,
-                     help="folder for the run records (default: data/runs/EXPERIMENT-MODE)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs (labels as in `list`)")
-    run.add_argument("--overwrite", action="store_true", help="replace existing run records")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
-    run.add_argument("--save-models", action="store_true",
-                     help="also write each trained model as a checkpoint beside its record")
-    run.add_argument("--budget", type=float, default=None, metavar="MINUTES",
-                     help="choose the epochs so that all runs fit MINUTES by the printed estimate "
-                          "(default: $COURSE_TIME_BUDGET, else the mode's epochs)")
-    run.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
-                     help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
-                          "(stored in each record's config['overrides'])")
-    args = parser.parse_args(argv)
-
-    if args.command == "list":
-        list_experiments()
-        return 0
-    if args.mode is not None:
-        os.environ["COURSE_MODE"] = args.mode  # so every record states the mode it ran in
-    if launched_by_torchrun() and not is_distributed():
-        start_process_group()
-    code = _run_command(args, argv)  # on an exception, torchrun stops the other processes
-    if code != 130:  # after Ctrl-C the other processes may be anywhere: no barrier to wait at
-        stop_process_group()
-    return code
-
-
-def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
-    from course_utils.data import REPO_DATA_DIR
-
-    command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
-    try:
-        mode = current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
-        out_dir = Path(args.out) if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
-        runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
-                              overwrite=args.overwrite, progress=not args.no_progress, command=command,
-                              overrides=parse_overrides(args.overrides), save_models=args.save_models,
-                              budget_minutes=args.budget)
-    except (FileExistsError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130  # the shell's code for Ctrl-C; run_experiment said what was kept
-    if not is_main_process():
-        return 0
-    for label, history in runs.items():
-        print(f"{label}: final train error {1 - history.train_acc[-1]:.2%}, "
-              f"test error {1 - history.val_acc[-1]:.2%}, {history.meta['wall_seconds']:.0f} s")
-    print(f"run records written to {out_dir}")
-    return 0

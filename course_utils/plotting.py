@@ -5,8 +5,13 @@
 * ``compare_runs_widget(runs)``      the same with controls (runs, metric, smoothing, log scale).
 * ``show_images(images, labels)``    a grid of images titled with their classes.
 * ``plot_confusion_matrix(cm)``      which classes the model mixes up.
+* ``plot_gradient_norms(norms)``     gradient norm per layer, one line per network (notebook 01).
+* ``plot_error_vs_depth(runs)``      final test error against depth, plain vs residual (notebook 07).
+* ``plot_lesion(results)``           accuracy with one block removed, by position (notebook 07).
+* ``plot_loss_slices(steps, losses)`` the loss along a direction in weight space (notebook 07).
 * ``plot_ablation(runs)``            images/s and test accuracy of each step of an ablation.
 * ``plot_accuracy_vs_time(runs)``    test accuracy against minutes of training.
+* ``ema(values, weight)``            the exponential moving average the smoothed curves use.
 
 The static functions return a matplotlib ``Figure`` and never call ``plt.show()``. In a notebook
 Jupyter draws a new pyplot figure at the end of the cell *and* shows a returned Figure, so end the
@@ -28,7 +33,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from course_utils.data import CIFAR10_CLASSES, denormalize
-from course_utils.training import METRICS, History
+from course_utils.history import METRICS, History
 
 PER_STEP_METRICS = ("step_loss", "step_lr")
 PERCENT_METRICS = ("train_acc", "val_acc", "train_error", "val_error")
@@ -415,13 +420,14 @@ def plot_gradient_norms(norms: dict[str, dict[str, float]], ax: Axes | None = No
 
 def plot_error_vs_depth(runs: dict[str, History], paper: dict[int, float] | None = None,
                         ax: Axes | None = None) -> Figure:
-    """Final test error (%) against depth, one line per family (runs labelled ``"plain-D"`` /
-    ``"resnet-D"``), with ``paper`` ({depth: error %}, e.g. He et al.'s Table 6) drawn alongside."""
+    """Final test error (%) against depth, one line per family (the plain and residual CIFAR networks
+    of ``models.plain_net`` / ``models.cifar_resnet``; other runs are left out), with ``paper``
+    ({depth: error %}, e.g. He et al.'s Table 6) drawn alongside."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for family, style in (("plain", "o-"), ("resnet", "s-")):
-        points = sorted((int(label.split("-")[1]), 100 * (1 - history.val_acc[-1]))
-                        for label, history in runs.items() if label.startswith(family + "-"))
+        points = sorted((network[1], 100 * (1 - history.val_acc[-1])) for history in runs.values()
+                        if (network := history.cifar_family_and_depth) and network[0] == family)
         if points:
             ax.plot(*zip(*points), style, label=f"{family} (this run)")
     if paper:

@@ -1,14 +1,16 @@
-"""Training and evaluation: ``fit``, ``evaluate``, ``History``, and device / seed helpers.
+"""Training and evaluation: ``fit``, ``train_one_epoch``, ``record_epoch``, ``evaluate``.
 
-``fit`` is one readable loop (forward, loss, backward, step) plus what a learner would otherwise
-write by hand: a progress bar, per-step and per-epoch records, validation, checkpoints after each
-epoch, a clean stop on Ctrl-C and a clear error when the loss blows up.
+``fit`` is the loop a learner writes by hand in notebook 05 (forward, loss, backward, step, once per
+batch; validation once per epoch), in three pieces: ``fit`` sets up and loops over epochs,
+``train_one_epoch`` is the inner loop, ``record_epoch`` adds the epoch's row to the ``History``.
+Around them it keeps what a learner would otherwise write again each time: a progress bar, per-step
+and per-epoch records, checkpoints after each epoch, a clean stop on Ctrl-C, a clear error when the
+loss blows up, and a time budget.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import platform
@@ -17,38 +19,19 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
-HISTORY_FORMAT = "course_utils.History/1"
-EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s")
+from course_utils.checkpoint import save_checkpoint
+from course_utils.data import EpochLoader, Loader, TensorLoader
+from course_utils.devices import PLAIN, Speed, autocast, describe_device, model_device
+from course_utils.distributed import global_mean, global_sum, is_distributed, is_main_process, wrap_model
+from course_utils.history import History
 
-
-def pick_device(verbose: bool = True) -> torch.device:
-    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU. Prints why."""
-    if torch.cuda.is_available():
-        device, reason = torch.device("cuda"), "a CUDA GPU is available"
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        device, reason = torch.device("mps"), "no CUDA GPU, but Apple's MPS backend is available"
-    else:
-        device, reason = torch.device("cpu"), "no CUDA or MPS GPU was found"
-    if verbose:
-        print(f"Using {describe_device(device)} because {reason}.")
-    return device
-
-
-def describe_device(device: torch.device | str) -> str:
-    """A human name for a device, e.g. 'cuda (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads)'."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    if device.type == "mps":
-        return "mps (Apple GPU)"
-    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def seed_everything(seed: int) -> None:
@@ -56,186 +39,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def measure_training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 5,
-                           device: torch.device | str | None = None, amp: bool | str | None = False,
-                           channels_last: bool | None = False, compile: bool = False, warmup: int = 1) -> float:
-    """Training images per second of ``model`` on one batch (forward, backward, SGD step).
-
-    ``warmup`` untimed steps come first (first-call allocations, kernel selection, and with
-    ``compile=True`` the compilation). ``amp`` and ``channels_last`` mean what they mean in
-    ``fit``, but default to fp32 and NCHW so that a bare call measures the plain model. The
-    model is trained for ``warmup + steps`` steps on the batch, so pass a throw-away model
-    (this measures speed, not learning).
-    """
-    device = torch.device(device) if device is not None else _model_device(model)
-    precision, _, memory_format = _speed_settings(device, amp, channels_last)
-    model.to(device, memory_format=memory_format).train()
-    images, labels = images.to(device).contiguous(memory_format=memory_format), labels.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    forward = torch.compile(model) if compile else model
-
-    def step():
-        with _autocast(device, precision):
-            loss = nn.functional.cross_entropy(forward(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return steps * len(images) / (time.perf_counter() - start)
-
-
-@dataclass
-class History:
-    """What a training run recorded; saved as a JSON run record.
-
-    Per step (one optimiser update): ``step_loss`` and ``step_lr``.
-    Per epoch: ``train_loss``, ``train_acc`` (0-1, on the augmented batches), ``val_loss``,
-    ``val_acc`` (``nan`` without a validation loader), ``epoch_seconds``, ``images_per_s``.
-    ``config`` says what was trained and how; ``meta`` where and when (filled in by ``fit``).
-    """
-
-    step_loss: list[float] = field(default_factory=list)
-    step_lr: list[float] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_acc: list[float] = field(default_factory=list)
-    epoch_seconds: list[float] = field(default_factory=list)
-    images_per_s: list[float] = field(default_factory=list)
-    config: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def epochs_done(self) -> int:
-        return len(self.train_loss)
-
-    @property
-    def steps_per_epoch(self) -> float:
-        """Steps per completed epoch (for plotting epochs on a step axis)."""
-        return len(self.step_loss) / max(self.epochs_done, 1)
-
-    def final_loss(self, last_steps: int = 10) -> float:
-        """Training loss at the end of the run: the mean of the last ``last_steps`` step losses
-        (one step's loss is noisy: it depends on the batch)."""
-        if not self.step_loss:
-            raise ValueError("this History has no steps yet")
-        tail = self.step_loss[-last_steps:]
-        return sum(tail) / len(tail)
-
-    def seconds_to_accuracy(self, accuracy: float) -> float | None:
-        """Training seconds until the first epoch whose validation accuracy reached ``accuracy``
-        (the sum of the epochs' training times up to it), or None if no epoch did."""
-        elapsed = 0.0
-        for seconds, reached in zip(self.epoch_seconds, self.val_acc):
-            elapsed += seconds
-            if reached >= accuracy:
-                return elapsed
-        return None
-
-    def metric(self, name: str) -> list[float]:
-        """A recorded series by name; ``train_error`` / ``val_error`` are ``1 - accuracy``."""
-        if name in ("train_error", "val_error"):
-            return [1.0 - acc for acc in getattr(self, name.replace("error", "acc"))]
-        if name in ("step_loss", "step_lr") + EPOCH_COLUMNS:
-            return list(getattr(self, name))
-        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
-
-    def to_dict(self) -> dict:
-        """The record as plain data (see ``plain_data``): what JSON and ``torch.load(weights_only=True)`` read."""
-        return plain_data({"format": HISTORY_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}})
-
-    @classmethod
-    def from_dict(cls, record: dict) -> "History":
-        if not isinstance(record, dict):
-            raise ValueError(f"a run record is a JSON object, this one is a {type(record).__name__}")
-        if record.get("format") != HISTORY_FORMAT:
-            raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={record.get('format')!r})")
-        fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record}
-        for name, value in fields.items():
-            if name in ("config", "meta"):
-                if not isinstance(value, dict):
-                    raise ValueError(f"'{name}' should be an object, not a {type(value).__name__}")
-                continue
-            if not isinstance(value, list):
-                raise ValueError(f"'{name}' should be a list of numbers, not a {type(value).__name__}")
-            fields[name] = [NON_FINITE.get(item, item) if isinstance(item, str) else item for item in value]
-            wrong = next((item for item in fields[name] if isinstance(item, bool) or not isinstance(item, (int, float))),
-                         None)
-            if wrong is not None:
-                raise ValueError(f"'{name}' should be a list of numbers; it holds {wrong!r}")
-        return cls(**fields)
-
-    def save_json(self, path: str | os.PathLike) -> Path:
-        """Write the run record atomically (a temporary file renamed into place), as strict JSON:
-        NaN and infinities (a run without validation has NaN accuracies) are written as the
-        strings "NaN", "Infinity" and "-Infinity", which every JSON reader accepts and
-        ``load_json`` reads back as numbers."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(_name_non_finite(self.to_dict()), indent=1, allow_nan=False))
-        os.replace(temporary, path)
-        return path
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "History":
-        path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-            return cls.from_dict(record)
-        except (OSError, json.JSONDecodeError, ValueError, TypeError) as error:
-            raise ValueError(f"{path} is not a readable run record: {error}") from None
-
-
-METRICS = ("step_loss", "step_lr") + EPOCH_COLUMNS + ("train_error", "val_error")
-
-
-NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def _name_non_finite(value):
-    """NaN and infinities replaced by their names (strict JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {key: _name_non_finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_name_non_finite(item) for item in value]
-    return value
-
-
-def plain_data(value):
-    """``value`` with every part converted to plain Python data: numbers, strings, lists, dicts, None.
-
-    Run records and checkpoints must load again anywhere, and ``torch.load(weights_only=True)``
-    refuses anything else (it would be unsafe to unpickle). So a NumPy number becomes a Python
-    number, a one-element tensor its value, a ``Path`` or any other object its string, a tuple a list.
-    """
-    if isinstance(value, np.generic):  # first: np.float64 is also a Python float
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, dict):
-        return {str(key) if not isinstance(key, (int, float, bool)) else key: plain_data(item)
-                for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain_data(item) for item in value]
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return value.item()
-    return str(value)
 
 
 class TimeBudget:
@@ -270,25 +73,85 @@ class TrainingDiverged(FloatingPointError):
         self.history = history
 
 
+@dataclass
+class TrainingStep:
+    """One optimiser update, with what ``fit`` sets up once: the model as trained (wrapped for
+    several processes, compiled), the optimiser, the loss, the precision and the layout."""
+
+    model: nn.Module  # what forward() runs: the plain model, or its DDP / compiled wrapper
+    optimizer: torch.optim.Optimizer
+    loss_fn: LossFunction
+    device: torch.device
+    precision: str  # "bf16", "fp16" or "fp32"
+    memory_format: torch.memory_format
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # one stepped after every update
+    labels_checked: bool = False
+    # fp16's range is small: the scaler multiplies the loss before backward() so that small gradients
+    # do not round to zero, and divides them again before the step (skipping a step that overflowed).
+    scaler: torch.amp.GradScaler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+    def to_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (images.to(self.device, non_blocking=True, memory_format=self.memory_format),
+                labels.to(self.device, non_blocking=True))
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits and the loss of one batch."""
+        with autocast(self.device, self.precision):
+            logits = self.model(images)
+            if not self.labels_checked:  # once: a label the model has no output for is a data error
+                _check_labels(labels, logits.shape[1])
+                self.labels_checked = True
+            return logits, self.loss_fn(logits, labels)
+
+    def update(self, loss: torch.Tensor) -> None:
+        """Backward and one optimiser step (the scaler passes everything through without fp16)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+@dataclass
+class EpochTotals:
+    """What one epoch of training added up, kept on the device until the epoch ends."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: torch.Tensor
+    seconds: float = 0.0
+    out_of_time: bool = False
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> "EpochTotals":
+        return cls(torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.int64),
+                   torch.zeros((), device=device, dtype=torch.int64))
+
+    def add(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
+        self.loss_sum += loss.detach() * len(labels)
+        self.correct += (logits.argmax(dim=1) == labels).sum()
+        self.seen += len(labels)
+
+
 def fit(
     model: nn.Module,
-    train_loader: Iterable,
+    train_loader: Loader,
     *,
     epochs: int,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     scheduler_interval: str = "epoch",
-    val_loader: Iterable | None = None,
+    val_loader: Loader | None = None,
     device: torch.device | str | None = None,
-    amp: bool | str | None = None,
-    channels_last: bool | None = None,
+    speed: Speed | None = None,
     checkpoint_path: str | os.PathLike | None = None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    loss_fn: LossFunction | None = None,
     history: History | None = None,
     progress: bool = True,
     config: dict | None = None,
     sync_batchnorm: bool = False,
-    compile: bool = False,
     flip_tta: bool = False,
     time_limit: float | TimeBudget | None = None,
 ) -> History:
@@ -300,172 +163,154 @@ def fit(
             only on the epoch (repeatable and resumable).
         scheduler: stepped once per epoch (``scheduler_interval="epoch"``, e.g. StepLR) or once
             per optimiser step (``"step"``, e.g. OneCycleLR).
-        amp: the precision, chosen by ``choose_precision`` (None: bf16 or fp16 with a gradient
-            scaler on CUDA by the GPU's capability, fp32 elsewhere; True, False, "bf16", "fp16",
-            "fp32" to choose). ``history.config["precision"]`` records what was used.
-        channels_last: NHWC memory layout; on by default for CUDA, off elsewhere (True to try it).
+        speed: the precision, memory layout and compilation (``devices.Speed``; by default bf16
+            or fp16 and channels-last on CUDA by the GPU's capability, fp32 and NCHW elsewhere).
+            ``history.config`` records what was used. With ``Speed(compile=True)`` the model is
+            trained through ``torch.compile``; ``model`` itself stays the plain module, so
+            checkpoints and ``evaluate`` are unchanged.
         checkpoint_path: if given, a checkpoint is written (atomically) after every epoch.
         history: a History to continue (from ``load_checkpoint``); training resumes at its epoch.
-        config: extra facts to store in ``history.config`` (the experiment, the data size...).
+        config: facts from the caller to store in ``history.config`` (the experiment, the mode...).
         sync_batchnorm: with several processes, compute BatchNorm statistics over the global batch
             (``nn.SyncBatchNorm``; PyTorch supports it on GPUs only).
-        compile: train through ``torch.compile(model)``. The first steps are slow (compiling
-            takes seconds to minutes); it pays off only for long runs. ``model`` itself stays
-            the plain module, so checkpoints and ``evaluate`` are unchanged.
         flip_tta: validate with test-time flip averaging (see ``evaluate``).
         time_limit: stop after the step that brings this call's training time past this many
             seconds (or this ``TimeBudget``, which fit keeps up to date for a schedule that
-            follows the clock); the partial epoch is recorded and ``history.meta["stopped"]``
-            says why.
+            follows the clock); the partial epoch is recorded and ``history.stop`` says why.
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel; losses and accuracies are averaged over all processes, so every
     process records the same History, and only process 0 shows progress and writes checkpoints.
-    Create the loaders after the process group exists (``training.start_process_group()``), so
-    that each process loads its own part of the data.
+    Start the process group before calling fit (``distributed.start_process_group()``; the command
+    line does it), and create the loaders after it, so that each process loads its own part.
 
     Ctrl-C (KeyboardInterrupt) stops after the current step and returns the History so far; the
     last checkpoint stays the last complete epoch. A NaN/inf loss raises ``TrainingDiverged``.
     """
-    if scheduler_interval not in ("epoch", "step"):
-        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
-    if _len_or_none(train_loader) == 0:
-        raise ValueError("the training loader yields no batches (no images, or fewer than one batch with "
-                         "drop_last=True): check the data set and the batch size")
-    if checkpoint_path is not None:
-        _check_writable(Path(checkpoint_path))
-    device = torch.device(device) if device is not None else _model_device(model)
-    precision, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
-    # fp16's range is small: scale the loss up before backward() so that small gradients do not
-    # round to zero, and unscale them before the step (skipping a step whose gradients overflowed).
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
-    model.to(device=device, memory_format=memory_format)
-    if launched_by_torchrun() and not is_distributed():
-        start_process_group()
-    distributed = is_distributed()
-    if distributed and sync_batchnorm:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    # The wrapper averages gradients across processes during backward(); `model` stays the plain one.
-    trained = _wrap_distributed(model, device) if distributed else model
-    if compile:
-        trained = torch.compile(trained)
-    main = is_main_process()
-
+    _check_fit_inputs(train_loader, scheduler_interval, checkpoint_path)
+    device = torch.device(device) if device is not None else model_device(model)
+    speed = speed if speed is not None else Speed()
+    step = _prepare_step(model, optimizer, loss_fn, device, speed, sync_batchnorm,
+                         scheduler if scheduler_interval == "step" else None)
     history = history if history is not None else History()
-    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, precision,
-                                      use_channels_last, compile, flip_tta, config))
+    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, speed, device, flip_tta,
+                                      config))
     history.meta.update(_run_meta(device))
-    start_epoch = history.epochs_done
-    started = time.perf_counter()
-
-    steps_per_epoch = _len_or_none(train_loader)  # None for a loader without len(): a bar without total
-    total_steps = (epochs - start_epoch) * steps_per_epoch if steps_per_epoch is not None else None
-    bar = _progress_bar(total=total_steps, enabled=progress and main)
     budget = TimeBudget(time_limit) if isinstance(time_limit, (int, float)) else time_limit
-    training_seconds = 0.0  # of this call, for the time budget
-    out_of_time = False
-    losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), distributed)
-    checked_labels = False
-    epoch, steps_before_epoch = start_epoch, len(history.step_loss)  # for a Ctrl-C before the first step
+    losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), is_distributed())
+    bar = _progress_bar(train_loader, epochs - history.epochs_done, enabled=progress and is_main_process())
+    evaluation_speed = Speed(amp=step.precision, channels_last=speed.uses_channels_last(device))
+    started, training_seconds = time.perf_counter(), 0.0
+    epoch, steps_before_epoch = history.epochs_done, len(history.step_loss)  # for a Ctrl-C before the first step
     try:
-        for epoch in range(start_epoch, epochs):
+        for epoch in range(history.epochs_done, epochs):
             steps_before_epoch = len(history.step_loss)
-            if hasattr(train_loader, "set_epoch"):
-                train_loader.set_epoch(epoch)
-            elif hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
-                train_loader.sampler.set_epoch(epoch)  # a DataLoader with a DistributedSampler
-            model.train()
-            epoch_start = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.int64)
-            seen = torch.zeros((), device=device, dtype=torch.int64)
-            images_this_epoch = 0  # on the host, for the progress bar
-            for images, labels in train_loader:
-                images = images.to(device, non_blocking=True, memory_format=memory_format)
-                labels = labels.to(device, non_blocking=True)
-                with _autocast(device, precision):
-                    logits = trained(images)
-                    if not checked_labels:  # once: a label the model has no output for is a data error
-                        _check_labels(labels, logits.shape[1])
-                        checked_labels = True
-                    loss = loss_fn(logits, labels)
-                history.step_lr.append(optimizer.param_groups[0]["lr"])
-                losses.add(loss.detach(), epoch)  # reads (and checks) every few steps, before this update
-
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()  # without fp16 the scaler is off and passes everything through
-                scaler.step(optimizer)
-                scaler.update()
-                if budget is not None:  # before the scheduler, which may follow the clock
-                    budget.spent = training_seconds + time.perf_counter() - epoch_start
-                if scheduler is not None and scheduler_interval == "step":
-                    scheduler.step()
-
-                loss_sum += loss.detach() * len(labels)
-                correct += (logits.argmax(dim=1) == labels).sum()
-                seen += len(labels)
-                images_this_epoch += len(labels)
-                bar.update(1)
-                if losses.last is not None:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{losses.last:.3f}",
-                                    img_per_s=f"{images_this_epoch / (time.perf_counter() - epoch_start):.0f}")
-                if budget is not None and budget.spent >= budget.seconds:
-                    out_of_time = True
-                    break
-
-            losses.read(epoch)  # the epoch's last losses, before its records
+            totals = train_one_epoch(step, train_loader, epoch, history=history, losses=losses, bar=bar,
+                                     budget=budget, seconds_before=training_seconds)
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - epoch_start
-            training_seconds += seconds
-
-            if val_loader is not None:
-                result = evaluate(model, val_loader, device=device, amp=precision, channels_last=use_channels_last,
-                                  flip_tta=flip_tta)
-                val_loss, val_acc = result.loss, result.accuracy
-            else:
-                val_loss = val_acc = float("nan")
-            if distributed:
-                for total in (loss_sum, correct, seen):
-                    dist.all_reduce(total)  # sums over processes: the whole epoch's numbers
-            seen = int(seen)
-            history.train_loss.append((loss_sum / max(seen, 1)).item())
-            history.train_acc.append(correct.item() / max(seen, 1))
-            history.val_loss.append(val_loss)
-            history.val_acc.append(val_acc)
-            history.epoch_seconds.append(seconds)
-            history.images_per_s.append(seen / seconds)
-            history.meta["wall_seconds"] = history.meta.get("wall_seconds", 0.0) + seconds
-            if main:
+            training_seconds += totals.seconds
+            validation = (evaluate(model, val_loader, device=device, speed=evaluation_speed, flip_tta=flip_tta)
+                          if val_loader is not None else None)
+            record_epoch(history, totals, validation)
+            if is_main_process():
                 bar.write(_epoch_line(history, epochs))
-
-            if checkpoint_path is not None and main:
-                from course_utils.checkpoint import save_checkpoint  # late: checkpoint imports History
-
-                save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
-            if out_of_time:
-                history.meta["stopped"] = f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}"
+                if checkpoint_path is not None:
+                    save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
+            if totals.out_of_time:
+                history.stop("time_limit", f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}")
                 break
     except KeyboardInterrupt:
-        losses.read(None, collective=False)  # the other processes may not be at the same step
-        # The History keeps whole epochs only, so fit(history=...) redoes the interrupted one with the
-        # same batches. The weights did take those steps: for an exact continuation, load the last
-        # checkpoint (saved at the end of the last complete epoch) before calling fit again.
-        partial = len(history.step_loss) - steps_before_epoch if len(history.train_loss) == epoch else 0
-        del history.step_loss[len(history.step_loss) - partial:], history.step_lr[len(history.step_lr) - partial:]
-        history.meta["stopped"] = (f"interrupted (Ctrl-C) after {history.epochs_done} complete epoch(s); the "
-                                   f"{partial} step(s) of the interrupted epoch were dropped from the History, "
-                                   f"but the weights took them: load the last checkpoint to continue exactly")
-        if main:
-            bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
-                      f"and {len(history.step_loss)} steps.")
+        _keep_whole_epochs(history, losses, epoch, steps_before_epoch, bar)
     finally:
         bar.close()
     history.meta["fit_seconds"] = time.perf_counter() - started
     return history
+
+
+def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: History, losses: "_StepLosses",
+                    bar, budget: TimeBudget | None = None, seconds_before: float = 0.0) -> EpochTotals:
+    """One pass over ``loader``: for each batch, the forward pass, the loss, backward and the
+    optimiser step, as in notebook 05's hand-written loop, plus the per-step records (learning
+    rate, loss) and the progress bar. Stops early when ``budget`` is spent."""
+    if isinstance(loader, EpochLoader):  # shuffling and augmentation follow the epoch: repeatable, resumable
+        loader.set_epoch(epoch)
+    step.model.train()  # BatchNorm: normalise with each batch's statistics, update the running ones
+    start = time.perf_counter()
+    totals = EpochTotals.zeros(step.device)
+    images_done = 0  # on the host, for the progress bar (reading totals.seen would wait for the GPU)
+    for images, labels in loader:
+        images, labels = step.to_device(images, labels)
+        logits, loss = step.forward(images, labels)
+        history.step_lr.append(step.optimizer.param_groups[0]["lr"])
+        losses.add(loss.detach(), epoch)  # reads (and checks) every few steps, before this update
+        step.update(loss)
+        if budget is not None:  # before the scheduler, which may follow the clock
+            budget.spent = seconds_before + time.perf_counter() - start
+        if step.scheduler is not None:
+            step.scheduler.step()
+        totals.add(logits, labels, loss)
+        images_done += len(labels)
+        bar.update(1)
+        if losses.last is not None:
+            bar.set_postfix(epoch=epoch + 1, loss=f"{losses.last:.3f}",
+                            img_per_s=f"{images_done / (time.perf_counter() - start):.0f}")
+        if budget is not None and budget.spent >= budget.seconds:
+            totals.out_of_time = True
+            break
+    losses.read(epoch)  # the epoch's last losses, before its records
+    if step.device.type == "cuda":
+        torch.cuda.synchronize(step.device)
+    totals.seconds = time.perf_counter() - start
+    return totals
+
+
+def record_epoch(history: History, totals: EpochTotals, validation: "Evaluation | None") -> None:
+    """Add one epoch's row to ``history``: training loss and accuracy (summed over every process),
+    validation loss and accuracy (NaN without validation), seconds and images per second."""
+    loss_sum, correct, seen = totals.loss_sum, totals.correct, totals.seen
+    if is_distributed():  # each process trained on its own part: the epoch is their sum
+        loss_sum, correct, seen = global_sum(loss_sum), global_sum(correct), global_sum(seen)
+    seen = max(int(seen), 1)
+    history.train_loss.append((loss_sum / seen).item())
+    history.train_acc.append(correct.item() / seen)
+    history.val_loss.append(validation.loss if validation is not None else math.nan)
+    history.val_acc.append(validation.accuracy if validation is not None else math.nan)
+    history.epoch_seconds.append(totals.seconds)
+    history.images_per_s.append(seen / totals.seconds)
+    history.meta["wall_seconds"] = history.meta.get("wall_seconds", 0.0) + totals.seconds
+
+
+def _prepare_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFunction | None,
+                  device: torch.device, speed: Speed, sync_batchnorm: bool, step_scheduler) -> TrainingStep:
+    """Move the model to its device and layout, and wrap it for several processes and compilation."""
+    memory_format = speed.memory_format(device)
+    model.to(device=device, memory_format=memory_format)
+    trained = model
+    if is_distributed():
+        if sync_batchnorm:
+            trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
+        trained = wrap_model(trained, device)  # averages gradients across processes; `model` stays plain
+    if speed.compile:
+        trained = torch.compile(trained)
+    return TrainingStep(trained, optimizer, loss_fn if loss_fn is not None else nn.CrossEntropyLoss(), device,
+                        speed.precision(device), memory_format, scheduler=step_scheduler)
+
+
+def _keep_whole_epochs(history: History, losses: "_StepLosses", epoch: int, steps_before_epoch: int, bar) -> None:
+    """After Ctrl-C: drop the interrupted epoch's steps from the History and say so."""
+    losses.read(None, collective=False)  # the other processes may not be at the same step
+    # The History keeps whole epochs only, so fit(history=...) redoes the interrupted one with the
+    # same batches. The weights did take those steps: for an exact continuation, load the last
+    # checkpoint (saved at the end of the last complete epoch) before calling fit again.
+    partial = len(history.step_loss) - steps_before_epoch if len(history.train_loss) == epoch else 0
+    del history.step_loss[len(history.step_loss) - partial:], history.step_lr[len(history.step_lr) - partial:]
+    history.stop("interrupted", f"interrupted (Ctrl-C) after {history.epochs_done} complete epoch(s); the "
+                                f"{partial} step(s) of the interrupted epoch were dropped from the History, "
+                                f"but the weights took them: load the last checkpoint to continue exactly")
+    if is_main_process():
+        bar.write(f"Interrupted: returning the History of {history.epochs_done} complete epoch(s) "
+                  f"and {len(history.step_loss)} steps.")
 
 
 # How many steps' losses fit keeps on the device before reading them. Reading a GPU tensor
@@ -498,7 +343,7 @@ class _StepLosses:
         values = torch.stack(self.pending).float()
         self.pending.clear()
         if self.distributed and collective:
-            values = _global_mean(values)
+            values = global_mean(values)
         values = values.tolist()
         first_step = len(self.history.step_loss) + 1
         self.history.step_loss.extend(values)
@@ -537,144 +382,87 @@ class Evaluation:
 
 def evaluate(
     model: nn.Module,
-    loader: Iterable,
+    loader: Loader,
     *,
     device: torch.device | str | None = None,
-    amp: bool | str | None = None,
-    channels_last: bool | None = None,
+    speed: Speed | None = None,
     flip_tta: bool = False,
 ) -> Evaluation:
     """Loss and accuracy of ``model`` over ``loader``, in eval mode (BatchNorm uses its running
     statistics) and inference mode (no gradients). The model's train/eval mode is restored after.
 
-    ``flip_tta``: test-time augmentation by horizontal flip. Each image is classified as it is
-    and mirrored, and the two logit vectors are averaged: a mirrored cat is still a cat, and the
-    two views' errors partly cancel. It costs a second forward pass.
+    ``speed``: precision and layout (``devices.Speed``; compilation does not apply), by default
+    chosen by the device as in ``fit``. ``flip_tta``: test-time augmentation by horizontal flip.
+    Each image is classified as it is and mirrored, and the two logit vectors are averaged: a
+    mirrored cat is still a cat, and the two views' errors partly cancel. It costs a second
+    forward pass. With several processes, each evaluates its own part of the data (as
+    ``TensorLoader`` and ``article.article_loader`` split it) and the results are summed over all.
     """
-    device = torch.device(device) if device is not None else _model_device(model)
-    precision, use_channels_last, memory_format = _speed_settings(device, amp, channels_last)
-    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    device = torch.device(device) if device is not None else model_device(model)
+    speed = speed if speed is not None else Speed()
+    precision, memory_format = speed.precision(device), speed.memory_format(device)
     was_training = model.training
     model.eval()
-    loss_sum, confusion = 0.0, None
+    loss_sum, confusion = torch.zeros((), device=device, dtype=torch.float64), None
     with torch.inference_mode():
         for images, labels in loader:
             images = images.to(device, non_blocking=True, memory_format=memory_format)
             labels = labels.to(device, non_blocking=True)
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 logits = model(images)
                 if flip_tta:
                     logits = (logits + model(images.flip(3))) / 2  # dim 3 = width: a left-right mirror
-            loss_sum += loss_fn(logits.float(), labels).item()
-            num_classes = logits.shape[1]
+            loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
             if confusion is None:
-                confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
-            pairs = labels * num_classes + logits.argmax(dim=1)
-            confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+                confusion = torch.zeros(logits.shape[1], logits.shape[1], dtype=torch.int64, device=device)
+            confusion += _confusion(logits.argmax(dim=1), labels, logits.shape[1])
     model.train(was_training)
     if confusion is None:
         raise ValueError("the loader gave no batches; nothing to evaluate")
-    if getattr(loader, "world_size", 1) > 1:  # each process saw its own part of the data
-        totals = torch.cat([confusion.flatten().double(), torch.tensor([loss_sum], device=device, dtype=torch.float64)])
-        dist.all_reduce(totals)
-        confusion = totals[:-1].round().long().view_as(confusion)
-        loss_sum = totals[-1].item()
+    if is_distributed():
+        confusion, loss_sum = global_sum(confusion), global_sum(loss_sum)
     confusion = confusion.cpu()
     total = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
-    return Evaluation(loss_sum / total, int(confusion.diag().sum()) / total, per_class, confusion)
+    return Evaluation(loss_sum.item() / total, int(confusion.diag().sum()) / total, per_class, confusion)
 
 
-def is_distributed() -> bool:
-    """True inside a process group (e.g. started by ``torchrun``)."""
-    return dist.is_available() and dist.is_initialized()
+def _confusion(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``[i, j]`` = how many images of class i were predicted as class j."""
+    pairs = labels * num_classes + predictions
+    return torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
 
 
-def launched_by_torchrun() -> bool:
-    """True in a process started by ``torchrun`` (it sets RANK and WORLD_SIZE)."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+def measure_training_speed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int = 5,
+                           device: torch.device | str | None = None, speed: Speed = PLAIN,
+                           warmup: int = 1) -> float:
+    """Training images per second of ``model`` on one batch (forward, backward, SGD step).
 
-
-def start_process_group() -> None:
-    """Join the process group ``torchrun`` set up: NCCL between GPUs, gloo between CPU processes."""
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group("nccl")
-    else:
-        dist.init_process_group("gloo")
-
-
-def stop_process_group() -> None:
-    """Leave the process group at the end of a run that succeeded on every process.
-
-    The barrier comes first so that no process tears down its connections while another is still
-    finishing (writing records on a busy machine): gloo can then abort the late process with
-    SIGABRT ("terminate called without an active exception"). Do not call it after an error: the
-    other processes may be waiting in a collective that will never match; torchrun stops them."""
-    if is_distributed():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-def is_main_process() -> bool:
-    """True for process 0, or when there is only one process: the one that prints and writes files."""
-    return not is_distributed() or dist.get_rank() == 0
-
-
-def _wrap_distributed(model: nn.Module, device: torch.device) -> nn.Module:
-    from torch.nn.parallel import DistributedDataParallel
-
-    if device.type != "cuda":
-        return DistributedDataParallel(model)
-    return DistributedDataParallel(model, device_ids=[device.index if device.index is not None else torch.cuda.current_device()])
-
-
-def _global_mean(value: torch.Tensor) -> torch.Tensor:
-    value = value.clone()
-    dist.all_reduce(value)
-    return value / dist.get_world_size()
-
-
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
-
-
-def choose_precision(device: torch.device | str, amp: bool | str | None = None) -> str:
-    """The arithmetic of training and evaluation on ``device``: "bf16", "fp16" or "fp32".
-
-    ``amp=None`` (the default) chooses by what the hardware does natively. On a CUDA GPU: bf16
-    autocast where the GPU computes in bf16 natively (compute capability 8.0 and later: A100,
-    RTX 30xx/40xx, L4, H100), else fp16 autocast with a gradient scaler (T4 7.5, V100 7.0: bf16
-    there is emulated and slow, and fp16's small range needs the scaler to keep small gradients
-    from rounding to zero). Elsewhere (CPU, Apple MPS) fp32: a CPU without bf16 arithmetic ran
-    bf16 at half the speed of fp32. ``amp=True`` asks for 16 bits anyway (bf16 on a CPU, the
-    GPU's choice above on CUDA), ``amp=False`` for fp32, and "bf16" / "fp16" / "fp32" for that one.
+    ``warmup`` untimed steps come first (first-call allocations, kernel selection, and with
+    ``Speed(compile=True)`` the compilation). ``speed`` means what it means in ``fit``, but
+    defaults to ``devices.PLAIN`` (fp32, NCHW) so that a bare call measures the plain model. The
+    model is trained for ``warmup + steps`` steps on the batch, so pass a throw-away model
+    (this measures speed, not learning).
     """
-    device = torch.device(device)
-    if isinstance(amp, str):
-        if amp not in AUTOCAST_DTYPES:
-            raise ValueError(f"amp={amp!r} is not a precision; use one of {', '.join(AUTOCAST_DTYPES)}, "
-                             f"True, False or None (automatic)")
-        return amp
-    if amp is False or (amp is None and device.type != "cuda"):
-        return "fp32"
-    if device.type != "cuda":
-        return "bf16"
-    major, _minor = torch.cuda.get_device_capability(device)
-    return "bf16" if major >= 8 else "fp16"
+    device = torch.device(device) if device is not None else model_device(model)
+    step = _prepare_step(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), None, device,
+                         speed, sync_batchnorm=False, step_scheduler=None)
+    step.model.train()
+    images, labels = step.to_device(images, labels)
 
+    def one_step() -> None:
+        step.update(step.forward(images, labels)[1])
 
-def _speed_settings(device: torch.device, amp: bool | str | None, channels_last: bool | None):
-    """The precision (``choose_precision``) and channels_last: NHWC on by default on CUDA (faster
-    there with tensor cores), off elsewhere."""
-    precision = choose_precision(device, amp)
-    use_channels_last = device.type == "cuda" if channels_last is None else channels_last
-    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
-    return precision, use_channels_last, memory_format
-
-
-def _autocast(device: torch.device, precision: str):
-    dtype = AUTOCAST_DTYPES[precision]
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+    for _ in range(warmup):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        one_step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return steps * len(images) / (time.perf_counter() - start)
 
 
 def check_folder_writable(folder: Path, what: str) -> None:
@@ -687,11 +475,18 @@ def check_folder_writable(folder: Path, what: str) -> None:
         raise ValueError(f"cannot write {what}: {existing} is not writable; choose another folder")
 
 
-def _check_writable(path: Path) -> None:
-    """Fail before training, not after the first epoch, when a checkpoint could not be written."""
-    if path.is_dir():
-        raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'model.pt'}")
-    check_folder_writable(path.parent, f"the checkpoint {path}")
+def _check_fit_inputs(train_loader: Loader, scheduler_interval: str, checkpoint_path) -> None:
+    """Fail before any training on what would otherwise fail later (or silently)."""
+    if scheduler_interval not in ("epoch", "step"):
+        raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+    if _len_or_none(train_loader) == 0:
+        raise ValueError("the training loader yields no batches (no images, or fewer than one batch with "
+                         "drop_last=True): check the data set and the batch size")
+    if checkpoint_path is not None:
+        path = Path(checkpoint_path)
+        if path.is_dir():
+            raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'model.pt'}")
+        check_folder_writable(path.parent, f"the checkpoint {path}")
 
 
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
@@ -703,21 +498,18 @@ def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
                          f"{labels.max().item()}. Check the data set's labels (or the model's num_classes).")
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
-def _len_or_none(loader: Iterable) -> int | None:
+def _len_or_none(loader: Loader) -> int | None:
     try:
-        return len(loader)  # type: ignore[arg-type]
-    except TypeError:
+        return len(loader)
+    except TypeError:  # an iterable without len(): training works, the progress bar has no total
         return None
 
 
-def _progress_bar(total: int | None, enabled: bool):
-    from tqdm.auto import tqdm
+def _progress_bar(loader: Loader, epochs_left: int, enabled: bool):
+    from tqdm.auto import tqdm  # tqdm.auto picks the notebook widget or the terminal bar when called
 
+    steps_per_epoch = _len_or_none(loader)
+    total = epochs_left * steps_per_epoch if steps_per_epoch is not None else None
     return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True)
 
 
@@ -730,36 +522,38 @@ def _epoch_line(history: History, epochs: int) -> str:
     return line + f", {history.epoch_seconds[-1]:.1f} s, {history.images_per_s[-1]:.0f} images/s"
 
 
-def _run_config(model, loader, optimizer, scheduler, epochs, precision, channels_last, compile, flip_tta,
-                extra) -> dict:
+def _loader_facts(loader: Loader) -> dict:
+    """What a loader can say about the data it serves (batch size, images, augmentation)."""
+    if isinstance(loader, TensorLoader):
+        return {"batch_size": loader.batch_size, "train_images": len(loader.images), "cutout": loader.cutout}
+    if isinstance(loader, torch.utils.data.DataLoader):
+        return {"batch_size": loader.batch_size, "train_images": len(loader.dataset)}
+    return {}
+
+
+def _run_config(model, loader, optimizer, scheduler, epochs, speed: Speed, device, flip_tta, extra) -> dict:
     group = optimizer.param_groups[0]
-    config = {
+    return {
         "model": getattr(model, "arch", {"name": type(model).__name__}),
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "epochs": epochs,
-        "batch_size": getattr(loader, "batch_size", None),
-        "train_images": len(getattr(loader, "images", getattr(loader, "dataset", ()))) or None,
+        **_loader_facts(loader),
         "optimizer": type(optimizer).__name__,
         "lr": group.get("initial_lr", group["lr"]),
         "momentum": group.get("momentum"),
         "nesterov": group.get("nesterov"),
         "weight_decay": group.get("weight_decay"),
         "scheduler": type(scheduler).__name__ if scheduler is not None else None,
-        "precision": precision,
-        "channels_last": channels_last,
-        "compile": compile,
+        "precision": speed.precision(device),
+        "channels_last": speed.uses_channels_last(device),
+        "compile": speed.compile,
         "flip_tta": flip_tta,
-        "cutout": getattr(loader, "cutout", None),
+        **(extra or {}),
     }
-    config.update(extra or {})
-    return config
 
 
 def _run_meta(device: torch.device) -> dict:
-    from course_utils.modes import current_mode
-
     return {
-        "mode": current_mode(),
         "device": describe_device(device),
         "torch": str(torch.__version__),  # a TorchVersion object would not load with weights_only
         "python": platform.python_version(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from course_utils.training import History
+from course_utils.history import History
 
 # Margins per experiment and quantity. Two runs that differ only in their seed differ by about
 # sqrt(2) x sigma, where sigma is a run's seed-to-seed standard deviation; the margin is that, with
@@ -68,8 +68,8 @@ def depth(runs: dict[str, History]) -> Verdict:
     networks' does not. The loss, as in ``degradation``: over seeds it varies less than the
     training error of the last epoch, which averages over a whole epoch of changing weights."""
     def losses(family: str) -> dict[int, float]:
-        found = {int(label.split("-")[1]): history.final_loss()
-                 for label, history in runs.items() if label.startswith(f"{family}-")}
+        found = {network[1]: history.final_loss() for history in runs.values()
+                 if (network := history.cifar_family_and_depth) and network[0] == family}
         return dict(sorted(found.items()))
 
     margin = MARGINS["depth"]["final_loss"]

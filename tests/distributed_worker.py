@@ -11,7 +11,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from course_utils import data, training
+from course_utils import data, distributed, training
+from course_utils.history import History
 
 PER_PROCESS_BATCH = 32
 
@@ -24,7 +25,7 @@ def small_cnn() -> nn.Module:
                          nn.Linear(8 * 16, 10))
 
 
-def train(out: Path, batch_size: int, fail_on_rank: int | None = None) -> training.History:
+def train(out: Path, batch_size: int, fail_on_rank: int | None = None) -> History:
     subset = data.load_cifar10(download=False).subset(256, 100, seed=0)
     loader = data.TensorLoader(subset.train_images, subset.train_labels, batch_size=batch_size, seed=0)
     test = data.TensorLoader(subset.test_images, subset.test_labels, batch_size=50, augment=False, shuffle=False)
@@ -40,13 +41,13 @@ def train(out: Path, batch_size: int, fail_on_rank: int | None = None) -> traini
                            checkpoint_path=out / "checkpoint.pt", progress=False)
     rank = dist.get_rank() if dist.is_initialized() else 0
     torch.save(model.state_dict(), out / f"weights-rank{rank}.pt")
-    if training.is_main_process():
+    if distributed.is_main_process():
         history.save_json(out / "run.json")
     return history
 
 
 if __name__ == "__main__":
     task, out = sys.argv[1], Path(sys.argv[2])
-    training.start_process_group()  # gloo: no GPU here
+    distributed.start_process_group()  # gloo: no GPU here
     train(out, PER_PROCESS_BATCH, fail_on_rank=1 if task == "fail" else None)
-    training.stop_process_group()  # only after success; on the failure torchrun stops the other rank
+    distributed.stop_process_group()  # only after success; on the failure torchrun stops the other rank

@@ -1,4 +1,6 @@
-"""course_utils.article (the blog's network, defects included) and course_utils.analysis."""
+"""course_utils.article (the blog's way, defects included) and course_utils.analysis."""
+
+import copy
 
 import pytest
 import torch
@@ -6,8 +8,9 @@ import torchvision
 from torch import nn
 
 from course_utils import analysis, models
-from course_utils.data import TensorLoader
-from course_utils.article import ArticleDoublingBlock, ArticleResidualBlock, ArticleResNet18, article_block_stack
+from course_utils.article import (ArticleDoublingBlock, ArticleResidualBlock, ArticleResNet18, article_block_stack,
+                                  article_loader, article_optimizer, article_scheduler, train_as_written)
+from course_utils.data import EpochLoader, TensorLoader
 
 
 def test_article_resnet18_has_the_measured_parameter_count_and_15_convs():
@@ -16,8 +19,42 @@ def test_article_resnet18_has_the_measured_parameter_count_and_15_convs():
     # and 15 distinct convolutions, against torchvision's 11,181,642 and 20 with 10 classes.
     assert models.count_parameters(article) == 8_009_482
     assert sum(isinstance(m, nn.Conv2d) for m in article.modules()) == 15
-    assert models.count_parameters(torchvision.models.resnet18(num_classes=10)) == 11_181_642
+    assert models.count_parameters(article) < models.count_parameters(torchvision.models.resnet18(num_classes=10))
     assert article(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
+def test_article_loader_reproduces_the_articles_pipeline(tiny):
+    loader = article_loader(tiny.train_images, tiny.train_labels, batch_size=8, num_workers=0)
+    images, labels = next(iter(loader))
+    assert images.shape == (8, 3, 64, 64) and labels.shape == (8,)
+    assert images.min() >= -1 and images.max() <= 1  # Normalize(0.5, 0.5) maps [0, 1] to [-1, 1]
+    assert len(loader) == len(tiny.train_images) // 8  # drop_last, as the article
+
+
+def test_article_loader_repeats_its_order_for_an_epoch_and_changes_it_between_epochs(tiny):
+    loader = article_loader(tiny.train_images[:64], tiny.train_labels[:64], batch_size=8, num_workers=0, seed=1)
+    assert isinstance(loader, EpochLoader)  # so fit calls set_epoch
+
+    def labels_of_epoch(epoch):
+        loader.set_epoch(epoch)
+        return torch.cat([labels for _, labels in loader])
+
+    assert torch.equal(labels_of_epoch(0), labels_of_epoch(0))
+    assert not torch.equal(labels_of_epoch(0), labels_of_epoch(1))
+
+
+def test_the_articles_loop_as_written_never_decays_the_learning_rate(tiny, capsys):
+    torch.manual_seed(0)
+    model = article_block_stack(num_blocks=1, width=8)
+    optimizer = article_optimizer(model)
+    scheduler = article_scheduler(optimizer, step_size=1)  # created, as in the article, and never stepped
+    loader = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=16, seed=0)
+    averages = train_as_written(model, loader, optimizer, epochs=2, print_every=4)
+    assert len(averages) == 2 * (len(loader) // 4) and all(0 < loss < 10 for loss in averages)
+    assert "average loss" in capsys.readouterr().out
+    assert optimizer.param_groups[0]["lr"] == 0.001 and scheduler.last_epoch == 0
+    scheduler.step()  # what the article forgot: once per epoch
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0001)
 
 
 def test_article_blocks_share_their_layers():
@@ -65,11 +102,18 @@ def test_lesion_study_removes_each_block_once_and_restores_the_model(tiny):
 
     loader = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=100, augment=False, shuffle=False)
     model = models.cifar_resnet(8, zero_init_residual=True).eval()  # every block starts as the identity
+    untouched = copy.deepcopy(model)
     results = analysis.lesion_study(model, loader)
     assert list(results) == ["none removed", "layer1.0", "layer2.0", "layer3.0"]
     # An identity block with a plain identity skip: removing it changes nothing.
     assert results["layer1.0"] == results["none removed"]
-    assert not any(block._forward_hooks for block in model.modules())  # hooks removed
+    # Every block is back afterwards: once the blocks are no longer the identity, the model still
+    # computes what a copy that never went through the study computes.
+    images = next(iter(loader))[0]
+    for network in (model, untouched):
+        for block in (network.layer1[0], network.layer2[0], network.layer3[0]):
+            block.bn2.weight.data.fill_(1.0)
+    assert torch.equal(model(images), untouched(images))
 
     plain = models.plain_net(8)
     assert len(analysis.lesion_study(plain, loader)) == 4  # shape-changing plain blocks get option A
@@ -115,4 +159,4 @@ def test_architecture_table_counts_the_layers_the_names_promise():
     assert [row["layers"] for row in rows] == [18, 50, 152]
     assert [row["block"] for row in rows] == ["BasicBlock", "Bottleneck", "Bottleneck"]
     assert rows[2]["blocks_per_stage"] == [3, 8, 36, 3] and rows[2]["parameters"] == 60_192_808
-    assert rows[0]["macs"] < rows[1]["macs"] < rows[2]["macs"] and all(row["forward_seconds"] > 0 for row in rows)
+    assert rows[0]["macs"] < rows[1]["macs"] < rows[2]["macs"]

@@ -131,7 +131,7 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path, ti
 def test_non_plain_run_facts_are_stored_as_plain_data_and_the_file_loads(tmp_path):
     import numpy as np
 
-    from course_utils.training import History
+    from course_utils.history import History
 
     model = small_model()
     history = History(step_loss=[np.float32(2.3)], config={"lr": np.float64(0.1), "out": tmp_path, "steps": (1, 2)})

@@ -13,7 +13,7 @@ from torchvision import transforms
 
 from course_utils import data
 from course_utils.data import (CIFAR10_CLASSES, DatasetFormatError, DatasetNotFoundError, TensorLoader,
-                               article_loader, image_folder_dataset, load_cifar10, subset)
+                               image_folder_dataset, load_cifar10, subset)
 
 
 def test_load_cifar10_gives_uint8_chw_tensors_in_official_order(cifar):
@@ -150,14 +150,6 @@ def test_crop_and_flip_match_torchvisions_recipe_in_distribution(cifar):
         share = torch.bincount(torch.tensor([key[position] for key in seen]), minlength=9) / len(seen)
         assert (share - 1 / 9).abs().max() < 0.02, share
     assert abs(sum(key[2] for key in seen) / len(seen) - 0.5) < 0.02
-
-
-def test_article_loader_reproduces_the_articles_pipeline(tiny):
-    loader = article_loader(tiny.train_images, tiny.train_labels, batch_size=8, num_workers=0)
-    images, labels = next(iter(loader))
-    assert images.shape == (8, 3, 64, 64) and labels.shape == (8,)
-    assert images.min() >= -1 and images.max() <= 1  # Normalize(0.5, 0.5) maps [0, 1] to [-1, 1]
-    assert len(loader) == len(tiny.train_images) // 8  # drop_last, as the article
 
 
 def test_image_folder_maps_names_converts_modes_and_resizes(tmp_path, cifar):

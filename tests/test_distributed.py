@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from course_utils import checkpoint, data
-from course_utils.training import History
+from course_utils.history import History
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 REPO = Path(__file__).resolve().parent.parent

@@ -6,10 +6,10 @@ import sys
 import pytest
 import torch
 
-from course_utils import experiments
+from course_utils import cli, experiments
 from course_utils.checkpoint import load_checkpoint
-from course_utils.modes import get_settings
-from course_utils.training import History
+from course_utils.experiments import get_settings
+from course_utils.history import History
 
 
 def test_named_models():
@@ -105,10 +105,10 @@ def test_save_models_writes_a_checkpoint_that_loads_into_a_fresh_model(tmp_path,
 
 
 def test_overrides_are_read_as_python_literals_or_strings():
-    assert experiments.parse_overrides(["epochs=4", "train_size=None", "schedule=one-cycle", "lr_milestones=(0.75,)"]) \
+    assert cli.parse_overrides(["epochs=4", "train_size=None", "schedule=one-cycle", "lr_milestones=(0.75,)"]) \
         == {"epochs": 4, "train_size": None, "schedule": "one-cycle", "lr_milestones": (0.75,)}
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        experiments.parse_overrides(["epochs"])
+        cli.parse_overrides(["epochs"])
 
 
 def test_keep_models_returns_the_trained_networks(monkeypatch, cifar):
@@ -158,10 +158,10 @@ def test_ctrl_c_stops_the_whole_experiment_and_keeps_the_complete_records(tmp_pa
 def test_the_command_line_exits_130_on_ctrl_c_and_2_on_a_bad_mode(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_MODE", "smoke")
     interrupt_second_run(monkeypatch)
-    assert experiments.main(["run", "lr-decay", "--out", str(tmp_path / "runs"), "--no-progress"]) == 130
+    assert cli.main(["run", "lr-decay", "--out", str(tmp_path / "runs"), "--no-progress"]) == 130
     assert len(list((tmp_path / "runs").glob("*.json"))) == 1
     monkeypatch.setenv("COURSE_MODE", "bogus")
-    assert experiments.main(["run", "lr-decay", "--out", str(tmp_path / "other")]) == 2
+    assert cli.main(["run", "lr-decay", "--out", str(tmp_path / "other")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: COURSE_MODE='bogus' is not a run mode") and error.count("\n") == 1
 
@@ -179,7 +179,6 @@ def test_a_real_ctrl_c_stops_the_command_cleanly(tmp_path):
     import signal
     import subprocess
     import sys
-    import time
 
     environment = {**os.environ, "COURSE_MODE": "smoke", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -188,9 +187,8 @@ def test_a_real_ctrl_c_stops_the_command_cleanly(tmp_path):
         env=environment)
     try:
         for line in process.stdout:
-            if line.startswith("epoch 2/"):  # training is under way
+            if line.startswith("epoch 2/"):  # training is under way, in the middle of the third epoch
                 break
-        time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
     finally:

@@ -8,7 +8,8 @@ import torch
 
 from course_utils import experiments
 from course_utils.data import TensorLoader, cutout_mask
-from course_utils.modes import get_settings
+from course_utils.devices import Speed
+from course_utils.experiments import get_settings
 from course_utils.models import resnet18
 from course_utils.training import TimeBudget, evaluate, fit, seed_everything
 
@@ -121,7 +122,7 @@ def test_bf16_channels_last_training_runs_on_a_cpu_and_the_time_limit_stops_it(t
     model = resnet18(width=4)
     train = TensorLoader(tiny.train_images, tiny.train_labels, batch_size=32, cutout=8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    history = fit(model, train, epochs=50, optimizer=optimizer, amp=True, channels_last=True, progress=False,
+    history = fit(model, train, epochs=50, optimizer=optimizer, speed=Speed(amp=True, channels_last=True), progress=False,
                   loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=0.1), time_limit=1.0)
     assert history.config["precision"] == "bf16" and history.config["channels_last"] and history.config["nesterov"]
     assert history.config["cutout"] == 8

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from course_utils import experiments
-from course_utils.modes import SETTINGS, get_settings
+from course_utils.experiments import EXPERIMENTS, get_settings
 
 
 def full_mode_runs():
     """(experiment, mode, run spec) for every run of every experiment in full and paper mode."""
-    return [(name, mode, spec) for name in SETTINGS for mode in ("full", "paper")
+    return [(name, mode, spec) for name in EXPERIMENTS for mode in ("full", "paper")
             for spec in experiments.run_specs(name, get_settings(name, mode))]
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from course_utils import modes
+from course_utils import experiments, modes
 
 
 def test_mode_comes_from_the_environment(monkeypatch):
@@ -25,13 +25,13 @@ def test_unknown_mode_lists_the_valid_ones(monkeypatch):
     with pytest.raises(ValueError, match="smoke, quick, full"):
         modes.current_mode()
     with pytest.raises(ValueError, match="unknown experiment"):
-        modes.get_settings("nope", "smoke")
+        experiments.get_settings("nope", "smoke")
 
 
 def test_every_experiment_has_every_mode_and_modes_grow():
-    for experiment, table in modes.SETTINGS.items():
-        assert {"smoke", "quick", "full"} <= set(table) <= set(modes.MODES), experiment
-        smoke, quick, full, paper = (modes.get_settings(experiment, m) for m in modes.MODES)
+    for experiment, entry in experiments.EXPERIMENTS.items():
+        assert {"smoke", "quick", "full"} <= set(entry.settings) <= set(modes.MODES), experiment
+        smoke, quick, full, paper = (experiments.get_settings(experiment, m) for m in modes.MODES)
         def images_seen(settings):  # None = all 50,000 training images
             return (settings.train_size or 50_000) * settings.epochs
 
@@ -39,24 +39,24 @@ def test_every_experiment_has_every_mode_and_modes_grow():
 
 
 def test_paper_mode_is_the_papers_schedule_and_full_mode_is_shorter():
-    assert modes.get_settings("depth", "paper").epochs == 164
-    assert "resnet-110" in modes.get_settings("depth", "paper").models
-    assert modes.get_settings("depth", "full").epochs < 164
-    assert modes.get_settings("fast", "paper") == modes.get_settings("fast", "full")  # no paper schedule of its own
+    assert experiments.get_settings("depth", "paper").epochs == 164
+    assert "resnet-110" in experiments.get_settings("depth", "paper").models
+    assert experiments.get_settings("depth", "full").epochs < 164
+    assert experiments.get_settings("fast", "paper") == experiments.get_settings("fast", "full")  # no paper schedule of its own
 
 
 def test_describe_prints_mode_device_and_sizes(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_MODE", "quick")
-    modes.describe("degradation")
+    experiments.describe("degradation")
     out = capsys.readouterr().out
     assert "mode: quick (from COURSE_MODE" in out
     assert "device: " in out
-    assert "degradation: train_size=2,048, test_size=500, epochs=3" in out
+    assert "degradation: data: train_size=2,048, test_size=500, batch_size=64; model: models=plain-20" in out
 
 
 def test_describe_gives_the_t4_estimate_in_full_mode_and_the_budget(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_TIME_BUDGET", "20")
-    modes.describe("lr-decay", mode="full")
+    experiments.describe("lr-decay", mode="full")
     out = capsys.readouterr().out
-    assert "estimate on a T4 (an assumption, see course_utils/modes.py): " in out
+    assert "estimate on a T4 (an assumption, see course_utils/estimates.py): " in out
     assert "COURSE_TIME_BUDGET=20 min chooses its epochs" in out

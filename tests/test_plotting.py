@@ -15,10 +15,11 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
 from course_utils import plotting
-from course_utils.data import CIFAR10_CLASSES, normalize
+from course_utils.data import normalize
+from course_utils.experiments import build_named_model
 from course_utils.plotting import (RunComparison, compare_runs, compare_runs_widget, ema, plot_confusion_matrix,
                                    plot_history, show_images)
-from course_utils.training import History
+from course_utils.history import History
 
 NAN = float("nan")
 
@@ -146,7 +147,7 @@ def test_plot_history_has_three_labelled_panels():
     for ax in fig.axes:
         assert ax.get_xlabel() and ax.get_ylabel()
     assert "%" in acc_ax.get_ylabel()
-    assert fig._suptitle.get_text() == "ResNet-20"
+    assert [text.get_text() for text in fig.texts] == ["ResNet-20"]  # the suptitle
     labels = [line.get_label() for line in loss_ax.get_lines()]
     assert len(labels) == 4 and "validation" in labels  # raw, smoothed, train per epoch, validation
     epoch_line = loss_ax.get_lines()[2]
@@ -282,7 +283,7 @@ def test_widget_rejects_an_unknown_metric():
 
 
 def test_metric_labels_cover_every_metric():
-    from course_utils.training import METRICS
+    from course_utils.history import METRICS
 
     assert set(plotting.METRIC_LABELS) == set(METRICS)
 
@@ -298,8 +299,12 @@ def test_plot_gradient_norms_draws_one_log_scale_line_per_network():
 
 
 def test_depth_lesion_and_slice_plots_draw_what_they_are_given():
-    runs = {"plain-20": History(val_acc=[0.5]), "plain-56": History(val_acc=[0.4]),
-            "resnet-20": History(val_acc=[0.6]), "resnet-56": History(val_acc=[0.7])}
+    def record(model, accuracy):  # the architecture as fit records it, from the model itself
+        return History(val_acc=[accuracy], config={"model": build_named_model(model).arch})
+
+    runs = {"plain-20": record("plain-20", 0.5), "plain-56": record("plain-56", 0.4),
+            "resnet-20": record("resnet-20", 0.6), "resnet-56": record("resnet-56", 0.7),
+            "resnet18": record("resnet18", 0.9)}  # not of the two CIFAR families: left out
     ax = plotting.plot_error_vs_depth(runs, paper={20: 8.75, 56: 6.97}).axes[0]
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert list(lines["plain (this run)"].get_xdata()) == [20, 56]

@@ -8,8 +8,9 @@ import torch
 from course_utils import training
 from course_utils.data import TensorLoader
 from course_utils.models import cifar_resnet, resnet18
-from course_utils.training import (History, TrainingDiverged, choose_precision, evaluate, fit,
-                                   measure_training_speed, pick_device, seed_everything)
+from course_utils.devices import Speed, choose_precision, pick_device
+from course_utils.history import History
+from course_utils.training import TrainingDiverged, evaluate, fit, measure_training_speed, seed_everything
 
 
 def small_model(seed=0):
@@ -194,8 +195,8 @@ def test_evaluate_uses_eval_mode_batchnorm(tiny):
 def test_bf16_and_channels_last_run_on_cpu(tiny):
     model = small_model()
     train, test = loaders(tiny)
-    history = fit(model, train, epochs=1, optimizer=sgd(model), val_loader=test, amp=True,
-                  channels_last=True, progress=False)
+    history = fit(model, train, epochs=1, optimizer=sgd(model), val_loader=test,
+                  speed=Speed(amp=True, channels_last=True), progress=False)
     assert history.config["precision"] == "bf16" and history.config["channels_last"]
     assert math.isfinite(history.train_loss[0]) and math.isfinite(history.val_loss[0])
 
@@ -208,7 +209,7 @@ def test_history_json_round_trip_with_nan(tmp_path, tiny):
     loaded = History.load_json(path)
     assert loaded.step_loss == history.step_loss
     assert math.isnan(loaded.val_acc[0])  # no validation loader
-    assert loaded.config["note"] == "test" and loaded.meta["mode"] == history.meta["mode"]
+    assert loaded.config["note"] == "test" and loaded.config == history.config and loaded.meta == history.meta
     assert loaded.metric("train_error") == [1 - history.train_acc[0]]
     with pytest.raises(ValueError, match="unknown metric"):
         loaded.metric("accuracy")
@@ -217,14 +218,24 @@ def test_history_json_round_trip_with_nan(tmp_path, tiny):
         History.load_json(tmp_path / "bad.json")
 
 
-def test_measure_training_speed_trains_and_reports_images_per_second(tiny):
+def test_measure_training_speed_times_only_the_steps_after_the_warm_up(tiny, monkeypatch):
     model = small_model()
     images = TensorLoader(tiny.train_images[:32], tiny.train_labels[:32], batch_size=32, augment=False)
     batch, labels = next(iter(images))
-    before = model.fc.weight.detach().clone()
-    speed = measure_training_speed(model, batch, labels, steps=2)
-    assert speed > 0
-    assert not torch.equal(before, model.fc.weight)  # it really took optimiser steps
+    steps_taken = []
+    clock = iter([10.0, 12.0])  # the two clock readings: before the timed steps and after them
+    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    original_sgd = torch.optim.SGD
+
+    def counting_sgd(*args, **kwargs):
+        optimizer = original_sgd(*args, **kwargs)
+        optimizer.register_step_post_hook(lambda *_: steps_taken.append(1))
+        return optimizer
+
+    monkeypatch.setattr(torch.optim, "SGD", counting_sgd)
+    speed = measure_training_speed(model, batch, labels, steps=3, warmup=2)
+    assert len(steps_taken) == 2 + 3  # it really trains: warm-up steps, then timed ones
+    assert speed == 3 * 32 / 2.0  # images of the timed steps over the seconds between the readings
 
 
 def test_measure_training_speed_with_fp16_scaler_and_channels_last(tiny):
@@ -232,10 +243,9 @@ def test_measure_training_speed_with_fp16_scaler_and_channels_last(tiny):
     model = small_model()
     images = tiny.train_images[:16].float().div(255)
     before = model.fc.weight.detach().clone()
-    speed = measure_training_speed(model, images, tiny.train_labels[:16], steps=1, warmup=0, amp="fp16",
-                                   channels_last=True)
-    assert speed > 0
-    assert not torch.equal(before, model.fc.weight)
+    measure_training_speed(model, images, tiny.train_labels[:16], steps=1, warmup=0,
+                           speed=Speed(amp="fp16", channels_last=True))
+    assert not torch.equal(before, model.fc.weight)  # the scaled step was taken, not skipped
     assert next(model.parameters()).is_contiguous(memory_format=torch.channels_last) or \
         next(model.parameters()).dim() != 4
 
@@ -277,7 +287,7 @@ def test_precision_on_a_cpu_is_fp32_unless_asked():
 def test_fp16_autocast_with_a_gradient_scaler_trains_on_cpu(tiny):
     model = small_model()
     train, test = loaders(tiny)
-    history = fit(model, train, epochs=2, optimizer=sgd(model), val_loader=test, amp="fp16", progress=False)
+    history = fit(model, train, epochs=2, optimizer=sgd(model), val_loader=test, speed=Speed(amp="fp16"), progress=False)
     assert history.config["precision"] == "fp16"
     assert all(math.isfinite(loss) for loss in history.step_loss)
     assert history.train_loss[-1] < history.train_loss[0]  # the scaled gradients still train it

@@ -1,12 +1,14 @@
 """course_utils.verdicts: a difference is called an effect only when it clears the noise margin."""
 
-from course_utils import verdicts
-from course_utils.training import History
+from course_utils import experiments, verdicts
+from course_utils.history import History
 
 
-def run(final_loss: float, train_error: float = 0.5, test_accuracy: float = 0.5) -> History:
-    """A run record with only what the verdicts read: step losses, final train and test accuracy."""
-    return History(step_loss=[final_loss] * 10, train_acc=[1 - train_error], val_acc=[test_accuracy])
+def run(final_loss: float, train_error: float = 0.5, test_accuracy: float = 0.5, model: str | None = None) -> History:
+    """A run record with only what the verdicts read: step losses, final train and test accuracy,
+    and for ``model`` (e.g. "plain-56") the architecture fit records from the model itself."""
+    config = {"model": experiments.build_named_model(model).arch} if model else {}
+    return History(step_loss=[final_loss] * 10, train_acc=[1 - train_error], val_acc=[test_accuracy], config=config)
 
 
 def test_degradation_needs_each_part_of_the_lesson_beyond_the_margin():
@@ -27,14 +29,15 @@ def test_degradation_needs_each_part_of_the_lesson_beyond_the_margin():
 
 def test_depth_compares_deepest_with_shallowest_of_each_family():
     margin = verdicts.MARGINS["depth"]["final_loss"]
-    runs = {"plain-20": run(2.00), "plain-56": run(2.00 + 2 * margin),
-            "resnet-20": run(2.05), "resnet-56": run(2.05 - 2 * margin)}
-    verdict = verdicts.depth(runs)
+    runs = {"a": run(2.00, model="plain-20"), "b": run(2.00 + 2 * margin, model="plain-56"),
+            "c": run(2.05, model="resnet-20"), "d": run(2.05 - 2 * margin, model="resnet-56")}
+    verdict = verdicts.depth(runs)  # the depths come from the recorded architectures, not the labels
     assert verdict.shown and "residual network is better than the shallowest" in verdict.text
-    runs["plain-56"] = run(2.00 + margin / 2)
+    runs["b"] = run(2.00 + margin / 2, model="plain-56")
     verdict = verdicts.depth(runs)
     assert not verdict.shown and "plain network is within the noise of the shallowest" in verdict.text
-    assert not verdicts.depth({"plain-20": run(2.0), "resnet-20": run(2.0)}).shown  # one depth: nothing to say
+    one_depth = {"plain-20": run(2.0, model="plain-20"), "resnet-20": run(2.0, model="resnet-20")}
+    assert not verdicts.depth(one_depth).shown  # one depth: nothing to say
 
 
 def test_lr_decay_needs_a_lower_loss_and_a_higher_accuracy():

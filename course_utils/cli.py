@@ -1,0 +1,113 @@
+"""The command line: ``python -m course_utils list`` and ``python -m course_utils run EXPERIMENT``.
+
+Every experiment of ``experiments.EXPERIMENTS`` (so every one a notebook runs) can be listed and run
+here. Under ``torchrun`` the command joins the process group before training and leaves it after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+from pathlib import Path
+
+from course_utils.data import REPO_DATA_DIR
+from course_utils.distributed import (is_distributed, is_main_process, launched_by_torchrun, start_process_group,
+                                      stop_process_group)
+from course_utils.estimates import format_minutes
+from course_utils.experiments import EXPERIMENTS, get_settings, run_experiment, t4_experiment_seconds
+from course_utils.modes import MODES, current_mode, format_settings
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``["epochs=4", "train_size=None", "schedule=one-cycle"]`` -> ``{"epochs": 4, "train_size": None,
+    "schedule": "one-cycle"}``: values are read as Python literals, anything else as a string."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ValueError(f"settings are given as KEY=VALUE (e.g. epochs=4), got {pair!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
+
+
+def list_experiments() -> None:
+    """Print every experiment with its sizes in each mode, and for full and paper mode the
+    estimated time on a T4 (the assumption is in ``course_utils.modes``)."""
+    print("Times on a T4 are estimates: forward MACs x 3 at 4 TMAC/s plus 0.5 ms per weight layer per step "
+          "(see course_utils/estimates.py), without compilation.")
+    for name, experiment in EXPERIMENTS.items():
+        print(f"{name}: {experiment.description}")
+        for mode in MODES:
+            if mode == "paper" and mode not in experiment.settings:
+                continue  # runs its full settings
+            settings = get_settings(name, mode)
+            line = f"  {mode:>5}: {format_settings(settings)}"
+            if mode in ("full", "paper"):
+                line += f"  [estimate on a T4: {format_minutes(t4_experiment_seconds(name, settings))}]"
+            print(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils",
+                                     description="Run the ResNet course's experiments without Jupyter.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the experiments and their sizes in each mode")
+    run = commands.add_parser("run", help="run one experiment and write one run record per model")
+    run.add_argument("experiment", choices=list(EXPERIMENTS))
+    run.add_argument("--mode", choices=MODES, default=None,
+                     help="run mode (default: $COURSE_MODE, else full with CUDA and quick without)")
+    run.add_argument("--out", default=None,
+                     help="folder for the run records (default: data/runs/EXPERIMENT-MODE)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs (labels as in `list`)")
+    run.add_argument("--overwrite", action="store_true", help="replace existing run records")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    run.add_argument("--save-models", action="store_true",
+                     help="also write each trained model as a checkpoint beside its record")
+    run.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+                     help="choose the epochs so that all runs fit MINUTES by the printed estimate "
+                          "(default: $COURSE_TIME_BUDGET, else the mode's epochs)")
+    run.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
+                          "(stored in each record's config['overrides'])")
+    args = parser.parse_args(argv)
+
+    if args.command == "list":
+        list_experiments()
+        return 0
+    if args.mode is not None:
+        os.environ["COURSE_MODE"] = args.mode  # so every record states the mode it ran in
+    if launched_by_torchrun() and not is_distributed():
+        start_process_group()
+    code = _run_command(args, argv)  # on an exception, torchrun stops the other processes
+    if code != 130:  # after Ctrl-C the other processes may be anywhere: no barrier to wait at
+        stop_process_group()
+    return code
+
+
+def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
+    command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
+    try:
+        mode = current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
+        out_dir = Path(args.out) if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
+        runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
+                              overwrite=args.overwrite, progress=not args.no_progress, command=command,
+                              overrides=parse_overrides(args.overrides), save_models=args.save_models,
+                              budget_minutes=args.budget)
+    except (FileExistsError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130  # the shell's code for Ctrl-C; run_experiment said what was kept
+    if not is_main_process():
+        return 0
+    for label, history in runs.items():
+        print(f"{label}: final train error {1 - history.train_acc[-1]:.2%}, "
+              f"test error {1 - history.val_acc[-1]:.2%}, {history.meta['wall_seconds']:.0f} s")
+    print(f"run records written to {out_dir}")
+    return 0

@@ -1,0 +1,87 @@
+"""How long training will take: the T4 assumption full mode is sized by, a measurement on this
+device, and the epochs that fit a time budget.
+
+How full mode was sized: the time of one training step on a T4 (the free Colab GPU) is assumed to be
+``batch x 3 x forward MACs / T4_MACS_PER_SECOND + weight layers x T4_SECONDS_PER_LAYER``, plus about a
+third of a step's arithmetic per test image for the evaluation after each epoch.
+
+* ``T4_MACS_PER_SECOND``: 4e12 multiply-accumulates (8 TFLOP/s) in fp16 autocast, about 12% of the
+  T4's 65 TFLOP/s fp16 tensor-core peak. An assumption: no T4 has run the course yet.
+* ``T4_SECONDS_PER_LAYER``: the fixed cost of launching a layer's kernels (forward, backward, the
+  optimiser) in each step. Measured on an H200 machine (data/results/gpu-check/speed.json): 0.36-0.53
+  ms per weight layer at batch 128 for every model from ResNet-20 to ResNet-50, where these small
+  models are bound by launches, not arithmetic; a T4 host is assumed no faster.
+
+``python -m course_utils list`` prints the estimates; tests/test_estimates.py keeps each notebook's
+full mode under 30 minutes by them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from course_utils import models
+from course_utils.data import Cifar10
+from course_utils.modes import Settings
+from course_utils.training import measure_training_speed
+
+T4_MACS_PER_SECOND = 4e12
+T4_SECONDS_PER_LAYER = 0.5e-3
+
+
+def t4_step_seconds(model: nn.Module, batch_size: int) -> float:
+    """Assumed seconds of one training step of ``model`` on a T4 (see the module's docstring)."""
+    layers = sum(isinstance(module, (nn.Conv2d, nn.Linear)) for module in model.modules())
+    return batch_size * 3 * models.count_macs(model) / T4_MACS_PER_SECOND + layers * T4_SECONDS_PER_LAYER
+
+
+def measured_step_seconds(model: nn.Module, settings: Settings, data: Cifar10, device: torch.device) -> float:
+    """Seconds of one training step of a copy of ``model`` on ``device``, at the run's batch size,
+    precision and layout: two untimed steps (the first call in a process also pays for setting up
+    kernels: it made a first estimate 3x too long), then two timed. The model itself is not touched."""
+    batch = min(settings.batch_size, len(data.train_images))
+    images = data.train_images[:batch].float().div(255)  # the speed does not depend on normalising
+    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=2, warmup=2,
+                                  device=device, speed=replace(settings.speed, compile=False))
+    return batch / rate
+
+
+def epoch_seconds(step_seconds: float, settings: Settings, train_images: int, test_images: int) -> float:
+    """One epoch: its training steps, then the test pass (forward only, about a third of a
+    training step's work per image; twice that with test-time flipping)."""
+    steps = math.ceil(train_images / settings.batch_size)
+    test = test_images / settings.batch_size * step_seconds / 3 * (2 if settings.flip_tta else 1)
+    return steps * step_seconds + test
+
+
+def epochs_for_budget(minutes: float, seconds_per_epoch: dict[str, float], most: int) -> int:
+    """The most epochs (at least 1, at most ``most``) for which every run together fits ``minutes``;
+    every run gets the same number, so a comparison stays fair (same steps, same data)."""
+    if not minutes > 0:
+        raise ValueError(f"a time budget must be a positive number of minutes, got {minutes!r}")
+    return max(1, min(most, int(minutes * 60 // sum(seconds_per_epoch.values()))))
+
+
+def time_budget_minutes(explicit: float | None = None) -> float | None:
+    """The experiment time budget: ``explicit`` if given, else ``$COURSE_TIME_BUDGET`` (minutes), else None."""
+    if explicit is not None:
+        return float(explicit)
+    value = os.environ.get("COURSE_TIME_BUDGET", "").strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"COURSE_TIME_BUDGET={value!r} is not a number of minutes; set e.g. "
+                         f"COURSE_TIME_BUDGET=20, or unset it to run the mode's epochs") from None
+
+
+def format_minutes(seconds: float) -> str:
+    """'2.5 min' from a minute on, '40 s' below."""
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"

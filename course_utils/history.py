@@ -1,0 +1,183 @@
+"""The run record: ``History``, what one training run recorded, saved and loaded as strict JSON.
+
+A file format, shared by training (which fills it), checkpoints (which store it) and the plots and
+verdicts (which read it); so it depends on nothing else in the package.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HISTORY_FORMAT = "course_utils.History/1"
+EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s")
+STOP_REASONS = ("time_limit", "interrupted")
+CIFAR_FAMILIES = {"plain_net": "plain", "cifar_resnet": "resnet"}  # models.plain_net, models.cifar_resnet
+
+
+@dataclass
+class History:
+    """What a training run recorded; saved as a JSON run record.
+
+    Per step (one optimiser update): ``step_loss`` and ``step_lr``.
+    Per epoch: ``train_loss``, ``train_acc`` (0-1, on the augmented batches), ``val_loss``,
+    ``val_acc`` (``nan`` without a validation loader), ``epoch_seconds``, ``images_per_s``.
+    ``config`` says what was trained and how; ``meta`` where and when (filled in by ``fit``).
+    A run that ended early says so in ``meta["stopped"]`` (a sentence) and ``meta["stop_reason"]``
+    (one of ``STOP_REASONS``); see ``stop`` and ``interrupted``.
+    """
+
+    step_loss: list[float] = field(default_factory=list)
+    step_lr: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def stop(self, reason: str, message: str) -> None:
+        """Record that training ended early: ``reason`` is one of ``STOP_REASONS``."""
+        if reason not in STOP_REASONS:
+            raise ValueError(f"unknown stop reason {reason!r}; use one of {', '.join(STOP_REASONS)}")
+        self.meta.update(stop_reason=reason, stopped=message)
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the run was stopped by Ctrl-C (its last epoch may be missing)."""
+        return self.meta.get("stop_reason") == "interrupted"
+
+    @property
+    def cifar_family_and_depth(self) -> tuple[str, int] | None:
+        """``("plain", 56)`` or ``("resnet", 20)`` for the paper's CIFAR networks, read from the
+        architecture ``fit`` recorded in ``config["model"]``; None for any other model."""
+        model = self.config.get("model", {})
+        family = CIFAR_FAMILIES.get(model.get("name"))
+        return (family, model["depth"]) if family is not None and "depth" in model else None
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.train_loss)
+
+    @property
+    def steps_per_epoch(self) -> float:
+        """Steps per completed epoch (for plotting epochs on a step axis)."""
+        return len(self.step_loss) / max(self.epochs_done, 1)
+
+    def final_loss(self, last_steps: int = 10) -> float:
+        """Training loss at the end of the run: the mean of the last ``last_steps`` step losses
+        (one step's loss is noisy: it depends on the batch)."""
+        if not self.step_loss:
+            raise ValueError("this History has no steps yet")
+        tail = self.step_loss[-last_steps:]
+        return sum(tail) / len(tail)
+
+    def seconds_to_accuracy(self, accuracy: float) -> float | None:
+        """Training seconds until the first epoch whose validation accuracy reached ``accuracy``
+        (the sum of the epochs' training times up to it), or None if no epoch did."""
+        elapsed = 0.0
+        for seconds, reached in zip(self.epoch_seconds, self.val_acc):
+            elapsed += seconds
+            if reached >= accuracy:
+                return elapsed
+        return None
+
+    def metric(self, name: str) -> list[float]:
+        """A recorded series by name; ``train_error`` / ``val_error`` are ``1 - accuracy``."""
+        if name in ("train_error", "val_error"):
+            return [1.0 - acc for acc in getattr(self, name.replace("error", "acc"))]
+        if name in ("step_loss", "step_lr") + EPOCH_COLUMNS:
+            return list(getattr(self, name))
+        raise ValueError(f"unknown metric {name!r}; choose one of {', '.join(METRICS)}")
+
+    def to_dict(self) -> dict:
+        """The record as plain data (see ``plain_data``): what JSON and ``torch.load(weights_only=True)`` read."""
+        return plain_data({"format": HISTORY_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}})
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "History":
+        if not isinstance(record, dict):
+            raise ValueError(f"a run record is a JSON object, this one is a {type(record).__name__}")
+        if record.get("format") != HISTORY_FORMAT:
+            raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={record.get('format')!r})")
+        fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record}
+        for name, value in fields.items():
+            if name in ("config", "meta"):
+                if not isinstance(value, dict):
+                    raise ValueError(f"'{name}' should be an object, not a {type(value).__name__}")
+                continue
+            if not isinstance(value, list):
+                raise ValueError(f"'{name}' should be a list of numbers, not a {type(value).__name__}")
+            fields[name] = [NON_FINITE.get(item, item) if isinstance(item, str) else item for item in value]
+            wrong = next((item for item in fields[name] if isinstance(item, bool) or not isinstance(item, (int, float))),
+                         None)
+            if wrong is not None:
+                raise ValueError(f"'{name}' should be a list of numbers; it holds {wrong!r}")
+        return cls(**fields)
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        """Write the run record atomically (a temporary file renamed into place), as strict JSON:
+        NaN and infinities (a run without validation has NaN accuracies) are written as the
+        strings "NaN", "Infinity" and "-Infinity", which every JSON reader accepts and
+        ``load_json`` reads back as numbers."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(_name_non_finite(self.to_dict()), indent=1, allow_nan=False))
+        os.replace(temporary, path)
+        return path
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "History":
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+            return cls.from_dict(record)
+        except (OSError, json.JSONDecodeError, ValueError, TypeError) as error:
+            raise ValueError(f"{path} is not a readable run record: {error}") from None
+
+
+METRICS = ("step_loss", "step_lr") + EPOCH_COLUMNS + ("train_error", "val_error")
+
+
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _name_non_finite(value):
+    """NaN and infinities replaced by their names (strict JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _name_non_finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_name_non_finite(item) for item in value]
+    return value
+
+
+def plain_data(value):
+    """``value`` with every part converted to plain Python data: numbers, strings, lists, dicts, None.
+
+    Run records and checkpoints must load again anywhere, and ``torch.load(weights_only=True)``
+    refuses anything else (it would be unsafe to unpickle). So a NumPy number becomes a Python
+    number, a one-element tensor its value, a ``Path`` or any other object its string, a tuple a list.
+    """
+    if isinstance(value, np.generic):  # first: np.float64 is also a Python float
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(key) if not isinstance(key, (int, float, bool)) else key: plain_data(item)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_data(item) for item in value]
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)
