@@ -1,7 +1,10 @@
 """course_utils.experiments and the python -m course_utils command line."""
 
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -56,11 +59,33 @@ def test_run_experiment_writes_records_and_refuses_to_overwrite(tmp_path, monkey
     assert (tmp_path / "lr-decay__resnet18-steplr.json").read_text() == before
 
 
-def test_cli_list_and_errors():
-    listed = subprocess.run([sys.executable, "-m", "course_utils", "list"], capture_output=True, text=True)
-    assert listed.returncode == 0
-    for name in ("degradation", "lr-decay", "depth"):
-        assert f"{name}: " in listed.stdout
+def experiments_the_notebooks_name() -> set[str]:
+    """Every experiment a notebook runs or reads the settings of, from the notebooks' code."""
+    names = set()
+    for path in Path(__file__).resolve().parent.parent.glob("notebooks/*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                names.update(re.findall(r'(?:run_experiment|get_settings)\("([a-z-]+)"', "".join(cell["source"])))
+    return names
+
+
+def test_every_experiment_a_notebook_runs_is_listed_and_runnable_from_the_command_line(tmp_path, monkeypatch,
+                                                                                      capsys):
+    named = experiments_the_notebooks_name()
+    assert {"gradients", "block-defects", "save-load", "degradation", "depth"} <= named
+    assert named <= set(experiments.EXPERIMENTS)
+    assert cli.main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"\n{name}: " in listed for name in experiments.EXPERIMENTS)
+    monkeypatch.setenv("COURSE_MODE", "smoke")  # cli.main sets it; monkeypatch restores it after
+    for name, only in (("gradients", "resnet-56"), ("save-load", "resnet18"), ("block-defects", "paper-blocks-3")):
+        out = tmp_path / name
+        assert cli.main(["run", name, "--mode", "smoke", "--out", str(out), "--only", only, "--no-progress",
+                         "--set", "test_size=100"]) == 0
+        assert History.load_json(out / f"{name}__{experiments.slug(only)}.json").config["experiment"] == name
+
+
+def test_cli_refuses_an_unknown_experiment():
     unknown = subprocess.run([sys.executable, "-m", "course_utils", "run", "nope"], capture_output=True, text=True)
     assert unknown.returncode == 2 and "invalid choice: 'nope'" in unknown.stderr
 
