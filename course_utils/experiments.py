@@ -183,9 +183,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         "the fast recipe's tricks switched on one at a time, ResNet18 (notebook 08)",
         # The base is the course's default recipe (SGD + momentum, constant LR, fp32, NCHW). Only full
         # mode times torch.compile: compiling ResNet18-w16 took 54 s on 2 CPU cores, longer than a quick run.
+        # Quick: one epoch, so that notebook 08 fits 5 minutes on 2 cores (bf16 alone is 10x slower there).
         {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.05, weight_decay=5e-4,
                            width=8, models=("resnet18",)),
-         "quick": Settings(train_size=2560, test_size=1000, epochs=2, batch_size=128, lr=0.05, weight_decay=5e-4,
+         "quick": Settings(train_size=2560, test_size=1000, epochs=1, batch_size=128, lr=0.05, weight_decay=5e-4,
                            width=16, models=("resnet18",)),
          "full": Settings(train_size=None, test_size=None, epochs=6, batch_size=512, lr=0.2, weight_decay=5e-4,
                           width=64, compile=True, models=("resnet18",))},
