@@ -23,8 +23,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchvision import transforms
-from torchvision.transforms.functional import to_pil_image
 
 from course_utils.distributed import is_distributed
 
@@ -111,6 +109,8 @@ def article_transform():
     Resize 32 -> 256, random flip, random 64x64 crop (a quarter of the upscaled image, so most
     of the object can be cut away), strong colour jitter, normalise to [-1, 1].
     """
+    from torchvision import transforms  # here, not at the top: importing torchvision takes 1.5 s
+
     return transforms.Compose([
         transforms.Resize(256),
         transforms.RandomHorizontalFlip(),
@@ -125,6 +125,8 @@ def article_test_transform():
     """``article_transform`` without its randomness: the same scale (Resize 256, a 64x64 window,
     here the centre one) and normalisation, no flip or jitter. The article itself tested with
     its random training transforms; this is the fair way to test a model trained like that."""
+    from torchvision import transforms
+
     return transforms.Compose([
         transforms.Resize(256),
         transforms.CenterCrop(64),
@@ -145,6 +147,8 @@ class TransformedImages(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from torchvision.transforms.functional import to_pil_image
+
         return self.transform(to_pil_image(self.images[index])), int(self.labels[index])
 
 

@@ -33,6 +33,7 @@ from course_utils.training import measure_training_speed
 
 T4_MACS_PER_SECOND = 4e12
 T4_SECONDS_PER_LAYER = 0.5e-3
+SHORT_RUN_STEPS = 8
 
 
 def t4_step_seconds(model: nn.Module, batch_size: int) -> float:
@@ -44,11 +45,16 @@ def t4_step_seconds(model: nn.Module, batch_size: int) -> float:
 def measured_step_seconds(model: nn.Module, settings: Settings, data: Cifar10, device: torch.device) -> float:
     """Seconds of one training step of a copy of ``model`` on ``device``, at the run's batch size,
     precision and layout: two untimed steps (the first call in a process also pays for setting up
-    kernels: it made a first estimate 3x too long), then two timed. The model itself is not touched."""
+    kernels: it made a first estimate 3x too long), then two timed. The model itself is not touched.
+
+    A run of at most ``SHORT_RUN_STEPS`` steps (smoke mode) gets one untimed and one timed step: a
+    measurement should not take as long as the run it predicts, and so short a run needs no accuracy."""
     batch = min(settings.batch_size, len(data.train_images))
+    run_steps = settings.epochs * math.ceil(len(data.train_images) / settings.batch_size)
+    warmup, steps = (1, 1) if run_steps <= SHORT_RUN_STEPS else (2, 2)
     images = data.train_images[:batch].float().div(255)  # the speed does not depend on normalising
-    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=2, warmup=2,
-                                  device=device, speed=replace(settings.speed, compile=False))
+    rate = measure_training_speed(copy.deepcopy(model), images, data.train_labels[:batch], steps=steps,
+                                  warmup=warmup, device=device, speed=replace(settings.speed, compile=False))
     return batch / rate
 
 

@@ -12,6 +12,7 @@ seeds, is in benchmarks/README.md.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -353,15 +354,21 @@ def estimate_epoch_seconds(experiment: str, settings: Settings, *, device: torch
     estimates = {}
     for spec in specs if specs is not None else run_specs(experiment, settings):
         run_settings = spec.settings(settings)
-        model = build_model_for(spec, settings, seed)
         if device == "t4":
-            step = t4_step_seconds(model, run_settings.batch_size)
+            step = _t4_step_seconds(spec.model, run_settings.width, run_settings.batch_size)
         else:
             if data is None:
                 raise ValueError("measuring on a device needs the data (the experiment's subset)")
+            model = build_model_for(spec, settings, seed)
             step = measured_step_seconds(model, run_settings, data, torch.device(device))
         estimates[spec.label] = epoch_seconds(step, run_settings, train_images, test_images)
     return estimates
+
+
+@functools.lru_cache(maxsize=None)
+def _t4_step_seconds(model: str, width: int | None, batch_size: int) -> float:
+    """``estimates.t4_step_seconds`` of a named model, once per process: counting its MACs runs it."""
+    return t4_step_seconds(build_named_model(model, width), batch_size)
 
 
 def t4_experiment_seconds(experiment: str, settings: Settings) -> float:
