@@ -2,8 +2,6 @@
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -85,31 +83,29 @@ def test_every_experiment_a_notebook_runs_is_listed_and_runnable_from_the_comman
         assert History.load_json(out / f"{name}__{experiments.slug(only)}.json").config["experiment"] == name
 
 
-def test_cli_refuses_an_unknown_experiment():
-    unknown = subprocess.run([sys.executable, "-m", "course_utils", "run", "nope"], capture_output=True, text=True)
-    assert unknown.returncode == 2 and "invalid choice: 'nope'" in unknown.stderr
+def test_cli_refuses_an_unknown_experiment(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "nope"])
+    assert exited.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
 
 
-def test_cli_runs_an_experiment(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "course_utils", "run", "degradation", "--mode", "smoke", "--out", str(tmp_path),
-         "--only", "plain-20", "--no-progress"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+def test_cli_runs_an_experiment(tmp_path, monkeypatch, capsys):
+    # In this process (a subprocess costs seconds of imports; the Ctrl-C test below runs the real
+    # `python -m course_utils`). cli.main sets COURSE_MODE from --mode: monkeypatch restores it after.
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    run = ["run", "degradation", "--mode", "smoke", "--only", "plain-20", "--no-progress"]
+    assert cli.main([*run, "--out", str(tmp_path)]) == 0
     record = History.load_json(tmp_path / "degradation__plain-20.json")
     assert record.config["command"].startswith("python -m course_utils run degradation --mode smoke")
     assert record.epochs_done == 1 and record.meta["mode"] == "smoke"
 
-    changed = subprocess.run(
-        [sys.executable, "-m", "course_utils", "run", "degradation", "--mode", "smoke", "--out", str(tmp_path / "set"),
-         "--only", "plain-20", "--no-progress", "--set", "epochs=2", "train_size=64"],
-        capture_output=True, text=True, timeout=300)
-    assert changed.returncode == 0, changed.stderr
+    assert cli.main([*run, "--out", str(tmp_path / "set"), "--set", "epochs=2", "train_size=64"]) == 0
     record = History.load_json(tmp_path / "set" / "degradation__plain-20.json")
     assert record.epochs_done == 2 and record.config["train_images"] == 64
     assert record.config["overrides"] == {"epochs": 2, "train_size": 64}
-    wrong = subprocess.run([sys.executable, "-m", "course_utils", "run", "degradation", "--mode", "smoke",
-                            "--out", str(tmp_path / "wrong"), "--set", "epoch=2"], capture_output=True, text=True)
-    assert wrong.returncode == 2 and "unknown setting(s) ['epoch']" in wrong.stderr
+    capsys.readouterr()
+    assert cli.main([*run, "--out", str(tmp_path / "wrong"), "--set", "epoch=2"]) == 2
+    assert "unknown setting(s) ['epoch']" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
 
 
@@ -212,7 +208,7 @@ def test_a_real_ctrl_c_stops_the_command_cleanly(tmp_path):
         env=environment)
     try:
         for line in process.stdout:
-            if line.startswith("epoch 2/"):  # training is under way, in the middle of the third epoch
+            if line.startswith("epoch 1/"):  # training is under way, in the second epoch
                 break
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
