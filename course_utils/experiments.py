@@ -16,7 +16,7 @@ import functools
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -101,7 +101,7 @@ class Experiment:
 
     description: str
     settings: dict[str, Settings]  # by mode: smoke, quick, full, and paper where it has a schedule of its own
-    runs: Callable[[Settings], list[RunSpec]] = field(default=one_run_per_model)
+    runs: Callable[[Settings], list[RunSpec]] = one_run_per_model
 
 
 # The paper's CIFAR recipe (Section 4.2): batch 128, SGD lr 0.1, momentum 0.9, weight decay 1e-4,

@@ -193,7 +193,7 @@ def fit(
     step = _prepare_step(model, optimizer, loss_fn, device, speed, sync_batchnorm,
                          scheduler if scheduler_interval == "step" else None)
     history = history if history is not None else History()
-    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, speed, device, flip_tta,
+    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, step, speed, flip_tta,
                                       config))
     history.meta.update(_run_meta(device))
     budget = TimeBudget(time_limit) if isinstance(time_limit, (int, float)) else time_limit
@@ -531,7 +531,8 @@ def _loader_facts(loader: Loader) -> dict:
     return {}
 
 
-def _run_config(model, loader, optimizer, scheduler, epochs, speed: Speed, device, flip_tta, extra) -> dict:
+def _run_config(model, loader, optimizer, scheduler, epochs, step: TrainingStep, speed: Speed, flip_tta,
+                extra) -> dict:
     group = optimizer.param_groups[0]
     return {
         "model": getattr(model, "arch", {"name": type(model).__name__}),
@@ -544,8 +545,8 @@ def _run_config(model, loader, optimizer, scheduler, epochs, speed: Speed, devic
         "nesterov": group.get("nesterov"),
         "weight_decay": group.get("weight_decay"),
         "scheduler": type(scheduler).__name__ if scheduler is not None else None,
-        "precision": speed.precision(device),
-        "channels_last": speed.uses_channels_last(device),
+        "precision": step.precision,  # what the step uses, as chosen once by _prepare_step
+        "channels_last": step.memory_format == torch.channels_last,
         "compile": speed.compile,
         "flip_tta": flip_tta,
         **(extra or {}),
