@@ -107,7 +107,9 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     if not is_main_process():
         return 0
     for label, history in runs.items():
+        final = history.meta.get("final_test")
+        tested = f" (all {final['images']:,} test images)" if final else ""
         print(f"{label}: final train error {1 - history.train_acc[-1]:.2%}, "
-              f"test error {1 - history.val_acc[-1]:.2%}, {history.meta['wall_seconds']:.0f} s")
+              f"test error {1 - history.test_acc:.2%}{tested}, {history.meta['wall_seconds']:.0f} s")
     print(f"run records written to {out_dir}")
     return 0

@@ -64,6 +64,13 @@ class History:
         return (family, model["depth"]) if family is not None and "depth" in model else None
 
     @property
+    def test_acc(self) -> float:
+        """Accuracy on the whole test split at the end of the run: ``meta["final_test"]`` where the
+        per-epoch evaluations used a sample of it (``Settings.val_size``), else the last ``val_acc``."""
+        final = self.meta.get("final_test")
+        return final["accuracy"] if final else self.val_acc[-1]
+
+    @property
     def epochs_done(self) -> int:
         return len(self.train_loss)
 

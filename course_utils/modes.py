@@ -73,6 +73,8 @@ class Settings:
     time_budget: float | None = None  # seconds of training; the one-cycle LR follows the clock, epochs is a cap
     # evaluation
     flip_tta: bool = False  # test-time flip averaging in every evaluation
+    val_size: int | None = None  # test images evaluated after each epoch (a fixed class-balanced sample,
+    #                              then the whole test split once at the end); None = all, every epoch
     # speed (devices.Speed)
     amp: bool | str | None = None  # precision (devices.choose_precision); None = by the device
     channels_last: bool | None = None  # NHWC memory layout; None = on with CUDA only
@@ -88,13 +90,13 @@ GROUPS = {
     "model": ("models", "width", "zero_init_residual"),
     "optimiser": ("lr", "momentum", "weight_decay", "nesterov", "label_smoothing"),
     "schedule": ("epochs", "lr_milestones", "schedule", "warmup_fraction", "time_budget"),
-    "evaluation": ("flip_tta",),
+    "evaluation": ("flip_tta", "val_size"),
     "speed": ("amp", "channels_last", "compile"),
 }
 
 # The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.
 FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
-                "channels_last", "compile", "time_budget")
+                "channels_last", "compile", "time_budget", "val_size")
 
 
 def format_settings(settings: Settings) -> str:
@@ -112,7 +114,7 @@ def format_settings(settings: Settings) -> str:
 
 
 def _format_value(key: str, value) -> str:
-    if key in ("train_size", "test_size"):
+    if key in ("train_size", "test_size", "val_size"):
         return f"{key}=" + ("all" if value is None else f"{value:,}")
     if value in ((), None):
         return ""

@@ -505,3 +505,40 @@ def plot_accuracy_vs_time(runs: dict[str, History], target: tuple[float, float] 
     ax.set(xlabel="minutes of training", ylabel="test accuracy (%)", xlim=(0, None))
     ax.legend()
     return ax.figure
+
+
+def plot_accuracy_vs_budget(recipes: dict[str, dict[float, list[float]]], target: tuple[float, float] | None = None,
+                            ax: Axes | None = None) -> Figure:
+    """Final test accuracy (%) against the minutes a run was given, one line per recipe.
+
+    ``recipes``: ``{recipe: {minutes: [test accuracy 0-1 of each seed]}}``. Each point is the mean
+    over its seeds, with a bar from the lowest to the highest seed and the number of seeds beside
+    it, so one lucky run does not read as a trend. ``target`` = (minutes, accuracy) as in
+    ``plot_accuracy_vs_time``. The minutes axis is logarithmic: budgets of 5, 15 and 60 minutes are
+    evenly spaced.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
+    budgets = sorted({minutes for points in recipes.values() for minutes in points})
+    for label, points in recipes.items():
+        minutes = np.array(sorted(points), dtype=float)
+        accuracies = [100 * np.asarray(points[m]) for m in sorted(points)]
+        means = np.array([a.mean() for a in accuracies])
+        spread = np.array([[mean - a.min() for mean, a in zip(means, accuracies)],
+                           [a.max() - mean for mean, a in zip(means, accuracies)]])
+        ax.errorbar(minutes, means, yerr=spread, fmt="o-", capsize=4, label=label)
+        for m, mean, a in zip(minutes, means, accuracies):
+            ax.annotate(f"{mean:.1f}% ({len(a)} seed{'s' if len(a) > 1 else ''})", (m, mean),
+                        xytext=(6, -12), textcoords="offset points", fontsize=8)
+    if target is not None:
+        minutes, accuracy = target
+        ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
+        ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
+        ax.annotate(f"target: {accuracy:.0%} within {minutes:g} min", (minutes, 100 * accuracy),
+                    xytext=(-8, 6), textcoords="offset points", ha="right")
+    ax.set_xscale("log")
+    ax.set_xticks(budgets, [f"{m:g}" for m in budgets])
+    ax.minorticks_off()
+    ax.set(xlabel="minutes per run (training budget)", ylabel="test accuracy (%), all 10,000 images")
+    ax.legend()
+    return ax.figure

@@ -148,11 +148,27 @@ def test_laptop_run_records_the_recipe_and_rejects_unknown_overrides(tmp_path, m
     monkeypatch.setenv("COURSE_MODE", "smoke")
     runs = experiments.run_experiment("laptop", out_dir=tmp_path, data=cifar, progress=False,
                                       overrides={"epochs": 2})
-    history = runs["resnet18"]
+    history = runs["resnet9"]
     config = history.config
     assert config["nesterov"] and config["flip_tta"] and config["label_smoothing"] == 0.1
     assert config["schedule"] == "one-cycle" and config["overrides"] == {"epochs": 2} and history.epochs_done == 2
     assert history.step_lr[-1] < 0.2 * max(history.step_lr)  # decayed towards zero
-    assert (tmp_path / "laptop__resnet18.json").exists()
+    assert (tmp_path / "laptop__resnet9.json").exists()
     with pytest.raises(ValueError, match="unknown setting"):
         experiments.run_experiment("laptop", data=cifar, progress=False, overrides={"epoch": 2})
+
+
+def test_laptop_run_tests_a_fixed_sample_each_epoch_and_the_whole_test_split_at_the_end(monkeypatch, cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")  # test_size 100
+    # A model name given as a string (as --set models=resnet18 gives it) is one model, not letters.
+    runs = experiments.run_experiment("laptop", data=cifar, progress=False,
+                                      overrides={"epochs": 2, "val_size": 40, "models": "resnet18"})
+    history = runs["resnet18"]
+    assert history.config["model"]["name"] == "resnet18"
+    assert history.config["val_images"] == 40 and len(history.val_acc) == 2
+    assert all(abs(acc * 40 - round(acc * 40)) < 1e-9 for acc in history.val_acc)  # out of 40 images
+    final = history.meta["final_test"]
+    assert final["images"] == 100 and final["flip_tta"]
+    assert history.test_acc == final["accuracy"] and abs(final["accuracy"] * 100 - round(final["accuracy"] * 100)) < 1e-9
+    without = experiments.run_experiment("laptop", data=cifar, progress=False, overrides={"val_size": None})["resnet9"]
+    assert "final_test" not in without.meta and without.test_acc == without.val_acc[-1]

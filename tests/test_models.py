@@ -53,7 +53,8 @@ def test_cifar_family_depths_count_weighted_layers():
 
 @pytest.mark.parametrize("factory", [lambda: cifar_resnet(20), lambda: plain_net(20),
                                      lambda: models.resnet18(width=8), lambda: models.resnet50(width=8),
-                                     lambda: models.resnet18(width=8, stem="imagenet")])
+                                     lambda: models.resnet18(width=8, stem="imagenet"),
+                                     lambda: models.resnet9(width=8)])
 @pytest.mark.parametrize("size", [32, 64])
 def test_output_shape_is_batch_by_classes(factory, size):
     assert factory()(torch.randn(3, 3, size, size)).shape == (3, 10)
@@ -125,6 +126,7 @@ def test_identity_blocks_have_no_downsample():
         (lambda: models.resnet18(width=0), "width must be a positive int"),
         (lambda: models.resnet18(width=-8), "width must be a positive int"),
         (lambda: models.resnet18(width=2.5), "width must be a positive int"),
+        (lambda: models.resnet9(width=0), "width must be a positive int"),
         (lambda: models.build_model("vgg16"), "unknown architecture"),
         (lambda: ResNet(BasicBlock, [], 10), "blocks_per_stage"),
     ],
@@ -148,3 +150,29 @@ def test_count_macs_matches_the_known_count_of_torchvision_resnet18():
     model.train()
     assert models.count_macs(model) == 40_551_040
     assert model.training  # counting leaves the mode as it was
+
+
+def test_resnet9_pools_early_and_keeps_residual_blocks_in_stages_1_and_3():
+    model = models.resnet9(width=16)
+    # 24.0 M multiply-accumulates per image, as the docstring says: 2/3 of ResNet18 at width 16 (35.0 M).
+    assert models.count_macs(model) == 24_036_608
+    assert models.count_macs(models.resnet18(width=16)) == 35_046_656
+    blocks = [[type(m) for m in stage if isinstance(m, BasicBlock)] for stage in (model.layer1, model.layer2, model.layer3)]
+    assert blocks == [[BasicBlock], [], [BasicBlock]]
+    assert all(block.downsample is None for block in model.modules() if isinstance(block, BasicBlock))
+    x = torch.randn(2, 3, 32, 32)
+    sizes = [x.shape[-1]]
+    for stage in (model.layer1, model.layer2, model.layer3):
+        x = stage(x if len(sizes) > 1 else model.relu(model.bn1(model.conv1(x))))
+        sizes.append(x.shape[-1])
+    assert sizes == [32, 16, 8, 4]
+    rebuilt = models.build_model(**model.arch)
+    assert rebuilt.arch == {"name": "resnet9", "num_classes": 10, "width": 16}
+    assert count_parameters(rebuilt) == count_parameters(model) == 412_954
+
+
+def test_resnet9_zero_init_residual_starts_its_blocks_as_the_identity():
+    model = models.resnet9(width=8, zero_init_residual=True).eval()
+    block = model.layer3[-1]
+    x = torch.rand(2, 64, 4, 4)  # non-negative, as after a ReLU
+    assert torch.allclose(block(x), x)

@@ -345,3 +345,17 @@ def test_compare_runs_smooths_the_step_loss_only():
     assert list(lr) == [0.1, 0.1, 0.01, 0.01]  # a step decay stays a step
     loss = lines_by_label(compare_runs({"run": history}, "step_loss", smooth=0.9))["run"].get_ydata()
     assert list(loss) != [2.0, 1.0, 2.0, 1.0]
+
+
+def test_plot_accuracy_vs_budget_draws_seed_means_with_their_spread():
+    recipes = {"new": {5: [0.79, 0.81], 15: [0.86, 0.87, 0.88]}, "old": {15: [0.82]}}
+    fig = plotting.plot_accuracy_vs_budget(recipes, target=(15, 0.85))
+    ax = fig.axes[0]
+    bars = {container.get_label(): container for container in ax.containers}["new"]
+    new = bars.lines[0]  # the line through the means
+    np.testing.assert_allclose(new.get_xdata(), [5, 15])
+    np.testing.assert_allclose(new.get_ydata(), [80.0, 87.0])
+    segments = bars.lines[2][0].get_segments()  # one vertical bar per point: lowest to highest seed
+    np.testing.assert_allclose([[float(s[0][1]), float(s[1][1])] for s in segments], [[79.0, 81.0], [86.0, 88.0]])
+    assert "82.0% (1 seed)" in [t.get_text() for t in ax.texts]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["5", "15"]
