@@ -277,8 +277,8 @@ class ResNet9(nn.Module):
 
     Why it trains fast: a ResNet18 spends most of its work on 32x32 and 16x16 maps; this layout
     pools right after each widening, so the wide layers run on small maps. At width 16 it costs
-    24.0 M multiply-accumulates per image (ResNet18 at width 16: 35.0 M), and 8 weight layers
-    with a residual path around 4 of them.
+    24.0 M multiply-accumulates per image (ResNet18 at width 16: 35.0 M). Nine weight layers
+    (eight convolutions and the classifier) give the name; shortcuts pass around four convolutions.
     """
 
     def __init__(self, num_classes: int = 10, width: int = 16, zero_init_residual: bool = False) -> None:

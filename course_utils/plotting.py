@@ -497,11 +497,7 @@ def plot_accuracy_vs_time(runs: dict[str, History], target: tuple[float, float] 
         minutes = np.cumsum(history.epoch_seconds) / 60
         ax.plot(minutes, 100 * np.asarray(history.val_acc), "o-", label=label)
     if target is not None:
-        minutes, accuracy = target
-        ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
-        ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
-        ax.annotate(f"target: {accuracy:.0%} within {minutes:g} min", (minutes, 100 * accuracy),
-                    xytext=(-8, 6), textcoords="offset points", ha="right")
+        _draw_target(ax, *target)
     ax.set(xlabel="minutes of training", ylabel="test accuracy (%)", xlim=(0, None))
     ax.legend()
     return ax.figure
@@ -531,14 +527,18 @@ def plot_accuracy_vs_budget(recipes: dict[str, dict[float, list[float]]], target
             ax.annotate(f"{mean:.1f}% ({len(a)} seed{'s' if len(a) > 1 else ''})", (m, mean),
                         xytext=(6, -12), textcoords="offset points", fontsize=8)
     if target is not None:
-        minutes, accuracy = target
-        ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
-        ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
-        ax.annotate(f"target: {accuracy:.0%} within {minutes:g} min", (minutes, 100 * accuracy),
-                    xytext=(-8, 6), textcoords="offset points", ha="right")
+        _draw_target(ax, *target)
     ax.set_xscale("log")
     ax.set_xticks(budgets, [f"{m:g}" for m in budgets])
     ax.minorticks_off()
     ax.set(xlabel="minutes per run (training budget)", ylabel="test accuracy (%), all 10,000 images")
     ax.legend()
     return ax.figure
+
+
+def _draw_target(ax: Axes, minutes: float, accuracy: float) -> None:
+    """The goal as a corner of dashed lines: reach ``accuracy`` before ``minutes`` run out."""
+    ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
+    ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
+    ax.annotate(f"target: {accuracy:.0%} within {minutes:g} min", (minutes, 100 * accuracy),
+                xytext=(-8, 6), textcoords="offset points", ha="right")
