@@ -161,6 +161,8 @@ def fit(
         train_loader: yields ``(images, labels)`` batches, e.g. a ``TensorLoader``. If it has
             ``set_epoch`` it is called before each epoch, so shuffling and augmentation depend
             only on the epoch (repeatable and resumable).
+        val_loader: evaluated after every epoch (``History.val_loss`` / ``val_acc``). The course has no
+            validation split: its notebooks pass test images, so the log line says "test".
         scheduler: stepped once per epoch (``scheduler_interval="epoch"``, e.g. StepLR) or once
             per optimiser step (``"step"``, e.g. OneCycleLR).
         speed: the precision, memory layout and compilation (``devices.Speed``; by default bf16
@@ -219,11 +221,15 @@ def fit(
                     save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
             if totals.out_of_time:
                 history.stop("time_limit", f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}")
+                if is_main_process():
+                    planned = f" of {bar.total:,} planned" if bar.total else ""
+                    bar.write(f"Stopped by the time limit of {budget.seconds:g} s after {bar.n:,}{planned} steps "
+                              f"(epoch {epoch + 1} of {epochs}).")
                 break
     except KeyboardInterrupt:
         _keep_whole_epochs(history, losses, epoch, steps_before_epoch, bar)
     finally:
-        bar.close()
+        _close_at_steps_done(bar)
     history.meta["fit_seconds"] = time.perf_counter() - started
     return history
 
@@ -513,12 +519,22 @@ def _progress_bar(loader: Loader, epochs_left: int, enabled: bool):
     return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True)
 
 
+def _close_at_steps_done(bar) -> None:
+    """Close the bar as a finished bar of the steps actually taken: a run stopped early (time limit,
+    Ctrl-C) would otherwise leave a bar frozen at "3%" in the saved notebook, with no reason beside
+    it. The line that says why is written by whoever stopped the run."""
+    if bar.total is not None and bar.n < bar.total:
+        bar.total = bar.n
+        bar.refresh()
+    bar.close()
+
+
 def _epoch_line(history: History, epochs: int) -> str:
     epoch = history.epochs_done
     line = (f"epoch {epoch}/{epochs}: train loss {history.train_loss[-1]:.4f}, "
             f"train acc {history.train_acc[-1]:.2%}")
     if not math.isnan(history.val_acc[-1]):
-        line += f", val loss {history.val_loss[-1]:.4f}, val acc {history.val_acc[-1]:.2%}"
+        line += f", test loss {history.val_loss[-1]:.4f}, test acc {history.val_acc[-1]:.2%}"
     return line + f", {history.epoch_seconds[-1]:.1f} s, {history.images_per_s[-1]:.0f} images/s"
 
 

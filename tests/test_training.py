@@ -343,3 +343,21 @@ def test_a_record_with_wrong_types_names_the_file(tmp_path, content, message):
     (tmp_path / "odd.json").write_text(content)
     with pytest.raises(ValueError, match=f"odd.json is not a readable run record: .*{message}"):
         History.load_json(tmp_path / "odd.json")
+
+
+def test_a_run_stopped_by_its_time_limit_closes_its_bar_at_the_steps_done_and_says_why(tiny, capsys, monkeypatch):
+    bars = []
+    real_progress_bar = training._progress_bar
+
+    def keep_bar(*args, **kwargs):
+        bars.append(real_progress_bar(*args, **kwargs))
+        return bars[-1]
+
+    monkeypatch.setattr(training, "_progress_bar", keep_bar)
+    model = small_model()
+    train, _ = loaders(tiny)  # 4 steps per epoch, 12 planned
+    history = fit(model, train, epochs=3, optimizer=sgd(model), time_limit=1e-9)
+    assert history.meta["stop_reason"] == "time_limit" and len(history.step_loss) == 1
+    bar = bars[0]
+    assert bar.n == bar.total == 1  # a finished bar of the one step taken, not "8%" of twelve
+    assert "Stopped by the time limit of 1e-09 s after 1 of 12 planned steps (epoch 1 of 3)." in capsys.readouterr().out
