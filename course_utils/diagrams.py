@@ -22,11 +22,19 @@ from torch import nn
 COLOURS = {"conv": "#cfe2f3", "norm": "#fff2cc", "relu": "#d9ead3", "add": "white", "other": "#eeeeee"}
 
 
+# What a block calls its shortcut module: torchvision's name, and the article's (``tiao2``).
+SHORTCUT_NAMES = ("downsample", "projection")
+
+
+def _is_shortcut(qualified_name: str) -> bool:
+    return qualified_name.split(".")[0] in SHORTCUT_NAMES
+
+
 class _ShortcutAsOneStep(torch.fx.Tracer):
     """Trace a block, keeping its shortcut (``downsample``) as one step of the graph."""
 
     def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
-        return qualified_name.startswith("downsample") or super().is_leaf_module(module, qualified_name)
+        return _is_shortcut(qualified_name) or super().is_leaf_module(module, qualified_name)
 
 
 def describe_layer(module: nn.Module) -> tuple[str, str]:
@@ -47,10 +55,12 @@ def describe_shortcut(module: nn.Module | None) -> str:
     if module is None:
         return "identity: x itself"
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
-    if convs:  # option B: a learned projection
+    if convs:  # option B: a learned projection (the article's has no BatchNorm after it)
         conv = convs[0]
-        return (f"option B: 1x1 conv {conv.in_channels} → {conv.out_channels}, stride {conv.stride[0]}, "
-                f"BatchNorm")
+        text = f"1x1 conv {conv.in_channels} → {conv.out_channels}, stride {conv.stride[0]}"
+        if any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+            return f"option B: {text}, BatchNorm"
+        return f"projection: {text}, no BatchNorm"
     stride = getattr(module, "stride", "?")
     extra = getattr(module, "extra_channels", "?")
     return f"option A: every {stride}nd pixel of x, plus {extra} zero channels"
@@ -61,12 +71,16 @@ def block_steps(block: nn.Module) -> tuple[list[tuple[str, str]], str | None]:
     ("+", "add") where the shortcut joins, and the shortcut's description (None if it has none)."""
     graph = _ShortcutAsOneStep().trace(block)
     modules = dict(block.named_modules())
-    steps, shortcut, adds = [], None, 0
+    steps, shortcut, adds, called = [], None, 0, set()
     for node in graph.nodes:
-        if node.op == "call_module" and node.target.startswith("downsample"):
+        if node.op == "call_module" and _is_shortcut(node.target):
             shortcut = describe_shortcut(modules[node.target])
         elif node.op == "call_module":
-            steps.append(describe_layer(modules[node.target]))
+            text, kind = describe_layer(modules[node.target])
+            if node.target in called and kind in ("conv", "norm"):  # a layer with weights, called again
+                text += " (same weights again)"
+            called.add(node.target)
+            steps.append((text, kind))
         elif node.op == "call_function" and node.target in (operator.add, operator.iadd, torch.add):
             steps.append(("+", "add"))
             adds += 1

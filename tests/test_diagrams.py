@@ -45,3 +45,12 @@ def test_the_resnet_picture_gives_each_stage_and_its_output_shape():
     assert drawn[-1] == "linear classifier 512 → 10 scores"
     imagenet = texts(diagrams.draw_resnet(models.resnet18(stem="imagenet", num_classes=1000), image_size=224))
     assert any("max-pool" in text and "64 x 56 x 56" in text for text in imagenet)
+
+
+def test_the_articles_doubling_block_shows_its_projection_beside_the_path_and_its_shared_batchnorm():
+    from course_utils.article import ArticleDoublingBlock
+
+    steps, shortcut = diagrams.block_steps(ArticleDoublingBlock(16))
+    assert shortcut == "projection: 1x1 conv 16 → 32, stride 2, no BatchNorm"
+    assert [text for text, _ in steps] == ["3x3 conv, 16 → 32, stride 2", "BatchNorm", "ReLU", "3x3 conv, 32 → 32",
+                                           "BatchNorm (same weights again)", "ReLU", "+"]
