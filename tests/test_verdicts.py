@@ -51,10 +51,23 @@ def test_lr_decay_needs_a_lower_loss_and_a_higher_accuracy():
     assert not verdict.shown and "its accuracy within the noise of it" in verdict.text
 
 
-def test_block_defects_says_plainly_when_training_does_not_separate_the_blocks():
-    margin = verdicts.MARGINS["block-defects"]["final_loss"]
-    close = {"article-blocks-3": run(1.90), "paper-blocks-3": run(1.90 - margin / 2)}
-    verdict = verdicts.block_defects(close)
-    assert not verdict.shown and "At this scale training does not separate them" in verdict.text
-    apart = {"article-blocks-3": run(1.90), "paper-blocks-3": run(1.90 - 2 * margin)}
-    assert verdicts.block_defects(apart).shown
+def test_block_defects_reads_the_loss_and_the_accuracy_and_never_the_loss_alone():
+    margins = verdicts.MARGINS["block-defects"]
+    loss, points = margins["final_loss"], margins["test_accuracy"]
+
+    def verdict(article_loss, paper_loss, article_accuracy=0.3, paper_accuracy=0.3):
+        return verdicts.block_defects({"article-blocks-3": run(article_loss, test_accuracy=article_accuracy),
+                                       "paper-blocks-3": run(paper_loss, test_accuracy=paper_accuracy)})
+
+    close = verdict(1.90, 1.90 - loss / 2)
+    assert not close.shown and "At this scale the two blocks do not separate" in close.text
+    assert verdict(1.90, 1.90 - 2 * loss).shown  # the paper's fit better, accuracy level
+    assert verdict(1.90, 1.90, 0.30, 0.30 + 2 * points).shown  # the paper's test better, loss level
+
+    # notebook 02, seed 0: the article's lower loss, the paper's higher accuracy
+    disagree = verdict(1.881, 1.923, 0.245, 0.305 + points)
+    assert not disagree.shown and "The two measures disagree" in disagree.text
+    assert "24.5%" in disagree.text  # the accuracy is printed beside the loss
+    article_loss_only = verdict(1.85, 1.85 + 2 * loss)
+    assert not article_loss_only.shown and "ahead in training loss" in article_loss_only.text
+    assert "train better" not in article_loss_only.text
