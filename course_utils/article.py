@@ -13,6 +13,9 @@ residual block, ``tiao2`` the channel-doubling block. Its defects, each shown in
   ``article_loader`` feeds them one PIL image at a time in batches of 8.
 * ``article_optimizer`` and ``article_scheduler``: SGD lr 0.001 with momentum 0.9, StepLR(10, 0.1);
   ``train_as_written`` creates no scheduler step at all, as the article never calls ``step()``.
+* ``predict_as_written`` tests without ``model.eval()``: BatchNorm normalises each test batch with its own
+  statistics (so an image's class depends on its neighbours in the batch) and overwrites the
+  running statistics it learned.
 
 Use ``course_utils.models``, ``data.TensorLoader`` and ``training.fit`` for real work: what is here
 exists to be compared against.
@@ -20,11 +23,15 @@ exists to be compared against.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from course_utils.data import TensorLoader, normalize
 from course_utils.distributed import is_distributed
+from course_utils.training import evaluate
 
 
 class ArticleResidualBlock(nn.Module):
@@ -229,3 +236,36 @@ def train_as_written(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
                 running = 0.0
                 print("average loss", averages[-1])
     return averages
+
+
+def predict_as_written(model: nn.Module, images: torch.Tensor, batch_size: int,
+                       device: torch.device | str = "cpu") -> torch.Tensor:
+    """The classes the article's test loop predicts for uint8 ``images``, batch by batch in the given
+    order: the model is left in training mode (the article never calls ``model.eval()``), so every
+    BatchNorm normalises each batch with that batch's own mean and variance, and an image's class
+    depends on the other images of its batch. Runs on a copy: the article's loop also overwrites the
+    running statistics, and ``model`` keeps its own."""
+    as_written = copy.deepcopy(model).to(device).train()
+    with torch.no_grad():
+        return torch.cat([as_written(normalize(batch.to(device))).argmax(dim=1).cpu()
+                          for batch in images.split(batch_size)])
+
+
+def compare_test_modes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                       batch_sizes: tuple[int, ...] = (1, 16, 256), *, seed: int = 0,
+                       device: torch.device | str = "cpu") -> list[dict]:
+    """Test accuracy in eval mode (``training.evaluate``) against the article's train-mode test, for
+    each batch size, and the share of images whose train-mode prediction changes when the same
+    images are put into batches in another (``seed``-shuffled) order. One row per batch size:
+    ``batch_size``, ``eval_accuracy``, ``train_mode_accuracy``, ``changed_by_order`` (fractions)."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    rows = []
+    for batch_size in batch_sizes:
+        loader = TensorLoader(images, labels, batch_size=batch_size, augment=False, shuffle=False, device=device)
+        as_given = predict_as_written(model, images, batch_size, device)
+        reordered = torch.empty_like(as_given)
+        reordered[order] = predict_as_written(model, images[order], batch_size, device)
+        rows.append({"batch_size": batch_size, "eval_accuracy": evaluate(model, loader, device=device).accuracy,
+                     "train_mode_accuracy": (as_given == labels).float().mean().item(),
+                     "changed_by_order": (as_given != reordered).float().mean().item()})
+    return rows
