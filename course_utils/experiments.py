@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -237,14 +237,16 @@ def _entry(experiment: str) -> Experiment:
     return EXPERIMENTS[experiment]
 
 
-def describe(experiment: str | None = None, mode: str | None = None) -> None:
-    """Print the active mode, the device and what the mode implies for ``experiment`` (or all)."""
+def describe(experiment: str | Sequence[str] | None = None, mode: str | None = None) -> None:
+    """Print the active mode, the device and what the mode implies for ``experiment``: one name, a
+    list of names (``[]`` for a notebook that trains nothing), or every experiment (None)."""
     mode = current_mode() if mode is None else mode
     source = "from COURSE_MODE" if os.environ.get("COURSE_MODE") else "default for this machine"
     print(f"mode: {mode} ({source}; valid: {', '.join(MODES)})")
     device = pick_device(verbose=False)
     print(f"device: {describe_device(device)}, training precision {choose_precision(device)}")
-    for name in EXPERIMENTS if experiment is None else [experiment]:
+    names = list(EXPERIMENTS) if experiment is None else [experiment] if isinstance(experiment, str) else experiment
+    for name in names:
         settings = get_settings(name, mode)
         print(f"{name}: {format_settings(settings)}")
         if mode in ("full", "paper"):

@@ -42,12 +42,13 @@ METRIC_LABELS = {
     "step_lr": "learning rate",
     "train_loss": "train loss, epoch mean (cross-entropy)",
     "train_acc": "train accuracy (%)",
-    "val_loss": "validation loss (cross-entropy)",
-    "val_acc": "validation accuracy (%)",
+    # The course has no validation split: the per-epoch evaluation runs on test images.
+    "val_loss": "test loss (cross-entropy)",
+    "val_acc": "test accuracy (%)",
     "epoch_seconds": "time per epoch (s)",
     "images_per_s": "training speed (images/s)",
     "train_error": "train error (%)",
-    "val_error": "validation error (%)",
+    "val_error": "test error (%)",
 }
 STEP_AXIS_LABEL = "step (optimiser updates)"
 SMOOTHED_METRICS = ("step_loss",)  # what compare_runs' smoothing applies to
@@ -79,7 +80,7 @@ def plot_history(history: History, title: str | None = None) -> Figure:
     """Three panels: loss per step, accuracy per epoch, learning rate per step.
 
     The loss panel shows every step's loss (faint), its moving average, and the per-epoch train
-    (and validation) loss at the step where each epoch ended, so all share one step axis.
+    (and test) loss at the step where each epoch ended, so all share one step axis.
     """
     if not history.step_loss:
         raise ValueError("this History has no steps yet: train with fit(...) or load a run record first")
@@ -93,13 +94,13 @@ def plot_history(history: History, title: str | None = None) -> Figure:
                  label=f"train, smoothed (EMA {HISTORY_SMOOTHING})")
     loss_ax.plot(epoch_ends, history.train_loss, "o--", color="C1", label="train, epoch mean")
     if _has_data(history.val_loss):
-        loss_ax.plot(epoch_ends, history.val_loss, "s-", color="C2", label="validation")
+        loss_ax.plot(epoch_ends, history.val_loss, "s-", color="C2", label="test")
     loss_ax.set(xlabel=STEP_AXIS_LABEL, ylabel="loss (cross-entropy)", title="loss")
     loss_ax.legend()
 
     acc_ax.plot(epochs, 100 * np.asarray(history.train_acc), "o--", color="C1", label="train")
     if _has_data(history.val_acc):
-        acc_ax.plot(epochs, 100 * np.asarray(history.val_acc), "s-", color="C2", label="validation")
+        acc_ax.plot(epochs, 100 * np.asarray(history.val_acc), "s-", color="C2", label="test")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy per epoch")
     acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if history.epochs_done:
@@ -174,14 +175,17 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
     return ax.figure
 
 
-def compare_runs_widget(runs: dict[str, History], metric: str = "step_loss",
+def compare_runs_widget(runs: dict[str, History], metric: str = "step_loss", *,
+                        selected: Sequence[str] | None = None, smooth: float = 0.0, title: str | None = None,
                         force_widget: bool = False) -> "ipywidgets.VBox | Figure":
     """Interactive ``compare_runs``: pick runs, metric, smoothing and log scale; one figure redraws.
 
     ``runs`` is read again on every redraw and by the "Refresh runs" button, so runs added to the
-    dict later (a run still training) appear, selected. Returns the widget (an ``ipywidgets.VBox``).
-    Without ipywidgets or outside Jupyter, prints why and returns ``compare_runs(runs, metric)``.
-    ``force_widget`` skips the Jupyter check (for tests).
+    dict later (a run still training) appear, selected. ``selected``: the runs drawn at first (all
+    by default), e.g. the learner's own, with references one click away; ``smooth`` and ``title``:
+    the first view's smoothing and figure title (the picture a reader without a kernel sees).
+    Returns the widget (an ``ipywidgets.VBox``). Without ipywidgets or outside Jupyter, prints why
+    and returns the same first view as a static figure. ``force_widget`` skips the Jupyter check (for tests).
     """
     _check_metric(metric)
     try:
@@ -189,12 +193,21 @@ def compare_runs_widget(runs: dict[str, History], metric: str = "step_loss",
     except ImportError:
         print("compare_runs_widget: ipywidgets is not installed (pip install ipywidgets); "
               "returning a static compare_runs figure instead.")
-        return compare_runs(runs, metric)
+        return _first_view(runs, metric, selected, smooth, title)
     if not (force_widget or _in_jupyter_front_end()):
         print("compare_runs_widget: no Jupyter front end to show widgets in; "
               "returning a static compare_runs figure instead.")
-        return compare_runs(runs, metric)
-    return RunComparison(runs, metric).widget
+        return _first_view(runs, metric, selected, smooth, title)
+    return RunComparison(runs, metric, selected=selected, smooth=smooth, title=title).widget
+
+
+def _first_view(runs: dict[str, History], metric: str, selected: Sequence[str] | None, smooth: float,
+                title: str | None) -> Figure:
+    chosen = {name: runs[name] for name in (runs if selected is None else selected)}
+    figure = compare_runs(chosen, metric, smooth=smooth)
+    if title:
+        figure.axes[0].set_title(title)
+    return figure
 
 
 class RunComparison:
@@ -204,20 +217,26 @@ class RunComparison:
     ``.figure`` is the figure of the last redraw (None while no run is selected).
     """
 
-    def __init__(self, runs: dict[str, History], metric: str = "step_loss") -> None:
+    def __init__(self, runs: dict[str, History], metric: str = "step_loss", *,
+                 selected: Sequence[str] | None = None, smooth: float = 0.0, title: str | None = None) -> None:
         import ipywidgets as widgets
 
         _check_metric(metric)
+        unknown = [name for name in (selected or ()) if name not in runs]
+        if unknown:
+            raise ValueError(f"selected names runs that are not in runs: {', '.join(unknown)}; "
+                             f"choose among {', '.join(runs)}")
         self.runs = runs
+        self.title = title
         self.figure: Figure | None = None
         self._refreshing = False
-        self.run_select = widgets.SelectMultiple(options=list(runs), value=tuple(runs), description="runs",
-                                                 rows=8)
+        self.run_select = widgets.SelectMultiple(options=list(runs), value=tuple(runs if selected is None else selected),
+                                                 description="runs", rows=8)
         self.run_hint = widgets.HTML("<small>Several runs: Ctrl-click (Cmd-click on a Mac) to add or remove one, "
                                      "Shift-click for a range.</small>")
         self.metric_select = widgets.Dropdown(options=METRICS, value=metric, description="metric")
         # continuous_update=False: redraw when the slider is released, not for every pixel dragged.
-        self.smooth_slider = widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01,
+        self.smooth_slider = widgets.FloatSlider(value=smooth, min=0.0, max=0.99, step=0.01,
                                                  description="smoothing", continuous_update=False)
         self.logy_toggle = widgets.Checkbox(value=False, description="log-scale y")
         self.refresh_button = widgets.Button(description="Refresh runs", icon="refresh")
@@ -279,6 +298,8 @@ class RunComparison:
                 return
             self.figure = compare_runs(chosen, self.metric_select.value, smooth=self.smooth_slider.value,
                                        logy=self.logy_toggle.value)
+            if self.title:
+                self.figure.axes[0].set_title(self.title)
             plt.show()
 
     def _on_change(self, _change: dict) -> None:
