@@ -149,7 +149,7 @@ def test_plot_history_has_three_labelled_panels():
     assert "%" in acc_ax.get_ylabel()
     assert [text.get_text() for text in fig.texts] == ["ResNet-20"]  # the suptitle
     labels = [line.get_label() for line in loss_ax.get_lines()]
-    assert len(labels) == 4 and "validation" in labels  # raw, smoothed, train per epoch, validation
+    assert len(labels) == 4 and "test" in labels  # raw, smoothed, train per epoch, test (no validation split)
     epoch_line = loss_ax.get_lines()[2]
     np.testing.assert_allclose(epoch_line.get_xdata(), [4, 8, 12])
     np.testing.assert_allclose(acc_ax.get_lines()[0].get_ydata(), [18.0, 30.0, 41.0])
