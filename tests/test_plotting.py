@@ -158,7 +158,7 @@ def test_plot_history_has_three_labelled_panels():
 
 def test_plot_history_without_validation_draws_no_validation_lines():
     fig = plot_history(make_history(validation=False))
-    assert all(line.get_label() != "validation" for ax in fig.axes for line in ax.get_lines())
+    assert all(line.get_label() != "test" for ax in fig.axes for line in ax.get_lines())
 
 
 def test_plot_history_of_an_empty_history_says_to_train_first():
