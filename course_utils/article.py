@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from course_utils.data import TensorLoader, normalize
+from course_utils.data import TensorLoader
 from course_utils.distributed import is_distributed
 from course_utils.training import evaluate
 
@@ -238,17 +238,19 @@ def train_as_written(model: nn.Module, loader, optimizer: torch.optim.Optimizer,
     return averages
 
 
-def predict_as_written(model: nn.Module, images: torch.Tensor, batch_size: int,
-                       device: torch.device | str = "cpu") -> torch.Tensor:
-    """The classes the article's test loop predicts for uint8 ``images``, batch by batch in the given
-    order: the model is left in training mode (the article never calls ``model.eval()``), so every
-    BatchNorm normalises each batch with that batch's own mean and variance, and an image's class
-    depends on the other images of its batch. Runs on a copy: the article's loop also overwrites the
-    running statistics, and ``model`` keeps its own."""
+def predict_as_written(model: nn.Module, loader, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The article's test loop: the classes ``model`` predicts for ``loader``'s batches, in the
+    loader's order, and the true labels, both on the CPU. The model is left in training mode (the
+    article never calls ``model.eval()``), so every BatchNorm normalises each batch with that batch's
+    own mean and variance, and an image's class depends on the other images of its batch. Runs on a
+    copy: the article's loop also overwrites the running statistics, and ``model`` keeps its own."""
     as_written = copy.deepcopy(model).to(device).train()
+    predictions, truth = [], []
     with torch.no_grad():
-        return torch.cat([as_written(normalize(batch.to(device))).argmax(dim=1).cpu()
-                          for batch in images.split(batch_size)])
+        for images, labels in loader:
+            predictions.append(as_written(images.to(device)).argmax(dim=1).cpu())
+            truth.append(labels.cpu())
+    return torch.cat(predictions), torch.cat(truth)
 
 
 def compare_test_modes(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -258,14 +260,19 @@ def compare_test_modes(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     each batch size, and the share of images whose train-mode prediction changes when the same
     images are put into batches in another (``seed``-shuffled) order. One row per batch size:
     ``batch_size``, ``eval_accuracy``, ``train_mode_accuracy``, ``changed_by_order`` (fractions)."""
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    everything, order = torch.arange(len(images)), torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     rows = []
     for batch_size in batch_sizes:
-        loader = TensorLoader(images, labels, batch_size=batch_size, augment=False, shuffle=False, device=device)
-        as_given = predict_as_written(model, images, batch_size, device)
+        as_given, _ = predict_as_written(model, _batches(images, labels, everything, batch_size, device), device)
         reordered = torch.empty_like(as_given)
-        reordered[order] = predict_as_written(model, images[order], batch_size, device)
-        rows.append({"batch_size": batch_size, "eval_accuracy": evaluate(model, loader, device=device).accuracy,
+        reordered[order], _ = predict_as_written(model, _batches(images, labels, order, batch_size, device), device)
+        evaluation = evaluate(model, _batches(images, labels, everything, batch_size, device), device=device)
+        rows.append({"batch_size": batch_size, "eval_accuracy": evaluation.accuracy,
                      "train_mode_accuracy": (as_given == labels).float().mean().item(),
                      "changed_by_order": (as_given != reordered).float().mean().item()})
     return rows
+
+
+def _batches(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, batch_size: int, device) -> TensorLoader:
+    """``images[index]`` in that order, normalised, in batches of ``batch_size``, for testing."""
+    return TensorLoader(images[index], labels[index], batch_size=batch_size, augment=False, shuffle=False, device=device)

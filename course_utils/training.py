@@ -204,6 +204,7 @@ def fit(
     evaluation_speed = Speed(amp=step.precision, channels_last=speed.uses_channels_last(device))
     started, training_seconds = time.perf_counter(), 0.0
     epoch, steps_before_epoch = history.epochs_done, len(history.step_loss)  # for a Ctrl-C before the first step
+    steps_at_start = len(history.step_loss)
     try:
         for epoch in range(history.epochs_done, epochs):
             steps_before_epoch = len(history.step_loss)
@@ -222,9 +223,8 @@ def fit(
             if totals.out_of_time:
                 history.stop("time_limit", f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}")
                 if is_main_process():
-                    planned = f" of {bar.total:,} planned" if bar.total else ""
-                    bar.write(f"Stopped by the time limit of {budget.seconds:g} s after {bar.n:,}{planned} steps "
-                              f"(epoch {epoch + 1} of {epochs}).")
+                    bar.write(f"Stopped by the time limit of {budget.seconds:g} s after {len(history.step_loss) - steps_at_start:,} "
+                              f"steps, during epoch {epoch + 1} of {epochs}.")
                 break
     except KeyboardInterrupt:
         _keep_whole_epochs(history, losses, epoch, steps_before_epoch, bar)

@@ -360,4 +360,4 @@ def test_a_run_stopped_by_its_time_limit_closes_its_bar_at_the_steps_done_and_sa
     assert history.meta["stop_reason"] == "time_limit" and len(history.step_loss) == 1
     bar = bars[0]
     assert bar.n == bar.total == 1  # a finished bar of the one step taken, not "8%" of twelve
-    assert "Stopped by the time limit of 1e-09 s after 1 of 12 planned steps (epoch 1 of 3)." in capsys.readouterr().out
+    assert "Stopped by the time limit of 1e-09 s after 1 steps, during epoch 1 of 3." in capsys.readouterr().out
