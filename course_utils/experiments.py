@@ -129,6 +129,16 @@ EXPERIMENTS: dict[str, Experiment] = {
                            models=_DEGRADATION),
          "full": Settings(train_size=None, test_size=None, epochs=30, models=_DEGRADATION, **_PAPER_CIFAR),
          "paper": Settings(train_size=None, test_size=None, epochs=164, models=_DEGRADATION, **_PAPER_CIFAR)}),
+    "shortcuts": Experiment(
+        "ResNet-20 with option-A shortcuts (zero padding) against option B (projections), same data and start "
+        "(notebook 03)",
+        {"smoke": Settings(train_size=128, test_size=100, epochs=1, batch_size=64, lr=0.1, zero_init_residual=True,
+                           models=("resnet-20", "resnet-20-B")),
+         "quick": Settings(train_size=2048, test_size=500, epochs=3, batch_size=64, lr=0.1, zero_init_residual=True,
+                           models=("resnet-20", "resnet-20-B")),
+         "full": Settings(train_size=None, test_size=None, epochs=30, models=("resnet-20", "resnet-20-B"), **_PAPER_CIFAR),
+         "paper": Settings(train_size=None, test_size=None, epochs=164, models=("resnet-20", "resnet-20-B"),
+                           **_PAPER_CIFAR)}),
     "gradients": Experiment(
         "gradient norms per layer of a plain and a residual 56-layer network, default initialisation "
         "(notebook 01, part 1)",
@@ -258,7 +268,8 @@ def describe(experiment: str | Sequence[str] | None = None, mode: str | None = N
 
 
 def build_named_model(name: str, width: int | None = None, zero_init_residual: bool = False) -> nn.Module:
-    """``"plain-56"`` -> ``plain_net(56)``, ``"resnet-20"`` -> ``cifar_resnet(20)``,
+    """``"plain-56"`` -> ``plain_net(56)``, ``"resnet-20"`` -> ``cifar_resnet(20)`` (option-A shortcuts;
+    ``"resnet-20-B"``: option B, a 1x1 projection and BatchNorm where the shape changes),
     ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 and 50),
     ``"resnet9"`` -> ``resnet9(width=width or 16)`` (the laptop recipe's network),
     ``"article-blocks-3"`` / ``"paper-blocks-3"`` -> a stem, 3 of the article's / the paper's
@@ -267,12 +278,13 @@ def build_named_model(name: str, width: int | None = None, zero_init_residual: b
     ``zero_init_residual`` applies to the residual networks only: a plain block whose last
     BatchNorm scale is zero would output zeros, not its input.
     """
-    match = re.fullmatch(r"(plain|resnet)-(\d+)", name)
-    if match:
+    match = re.fullmatch(r"(plain|resnet)-(\d+)(-B)?", name)
+    if match and not (match.group(1) == "plain" and match.group(3)):
         family, depth = match.group(1), int(match.group(2))
         if family == "plain":
             return models.plain_net(depth)
-        return models.cifar_resnet(depth, zero_init_residual=zero_init_residual)
+        shortcut = "B" if match.group(3) else "A"  # "resnet-20-B": projection shortcuts where shapes change
+        return models.cifar_resnet(depth, shortcut=shortcut, zero_init_residual=zero_init_residual)
     if name == "resnet9":
         return models.resnet9(width=width or 16, zero_init_residual=zero_init_residual)
     if name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
@@ -284,7 +296,7 @@ def build_named_model(name: str, width: int | None = None, zero_init_residual: b
             return article_block_stack(num_blocks=blocks, width=width or 16)
         return models.ResNet(models.BasicBlock, [blocks], stem="cifar", width=width or 16)
     raise ValueError(f"unknown model name {name!r}; use 'plain-D' or 'resnet-D' (D = 6n + 2, "
-                     f"e.g. 20, 56), resnet9, resnet18 / 34 / 50 / 101 / 152, or article-blocks-N / paper-blocks-N")
+                     f"e.g. 20, 56; 'resnet-D-B' for option-B shortcuts), resnet9, resnet18 / 34 / 50 / 101 / 152, or article-blocks-N / paper-blocks-N")
 
 
 def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:

@@ -22,6 +22,7 @@ from course_utils.history import History
 MARGINS: dict[str, dict[str, float]] = {
     "degradation": {"final_loss": 0.09},  # sigma 0.062 (plain-20)
     "block-defects": {"final_loss": 0.04, "test_accuracy": 0.06},  # sigma 0.025 (paper's), 4.1 points (article's)
+    "shortcuts": {"final_loss": 0.1, "test_accuracy": 0.06},  # provisional: replaced by the 5-seed sigmas
     "depth": {"final_loss": 0.08},  # sigma 0.056 (plain-32)
     "lr-decay": {"final_loss": 0.06, "test_accuracy": 0.04},  # sigma 0.043 (StepLR), 2.9 points (constant LR)
 }
@@ -111,40 +112,62 @@ def lr_decay(runs: dict[str, History]) -> Verdict:
     return Verdict(shown, ("**The decay helps.** " if shown else "") + text)
 
 
+def compare_two(first: History, second: History, names: tuple[str, str], margins: dict[str, float]) -> tuple[str, set]:
+    """Final training loss and test accuracy of two runs, each against its seed margin: the sentence
+    with the numbers, and what each measure says (``names[0]``, ``names[1]`` or "within the noise of")."""
+    loss_gap = first.final_loss() - second.final_loss()  # > 0: the second fits its training images better
+    accuracy_gap = second.val_acc[-1] - first.val_acc[-1]  # > 0: the second tests better
+    text = (f"Final training loss: {names[0]} {first.final_loss():.3f}, {names[1]} {second.final_loss():.3f} "
+            f"(difference {loss_gap:+.3f}; two runs differing only in their seed differ by about "
+            f"{margins['final_loss']}). Test accuracy: {first.val_acc[-1]:.1%} and {second.val_acc[-1]:.1%} "
+            f"({100 * accuracy_gap:+.1f} points; seed noise about {100 * margins['test_accuracy']:.0f} points). ")
+    says = {compare(loss_gap, margins["final_loss"], names[1], names[0]),
+            compare(accuracy_gap, margins["test_accuracy"], names[1], names[0])}
+    return text, says
+
+
 def block_defects(runs: dict[str, History]) -> Verdict:
     """The network of the paper's blocks does better than the one of the article's blocks (shared
     weights, ReLU before the addition): lower training loss or higher test accuracy beyond the
     noise, and worse in neither. Both measures are read: a network with half the parameters can
     fit its training images as well and still test worse, so the loss alone says nothing here."""
-    margins = MARGINS["block-defects"]
     article = next(history for label, history in runs.items() if label.startswith("article-blocks-"))
     paper = next(history for label, history in runs.items() if label.startswith("paper-blocks-"))
-    loss_gap = article.final_loss() - paper.final_loss()  # > 0: the paper's blocks fit better
-    accuracy_gap = paper.val_acc[-1] - article.val_acc[-1]  # > 0: the paper's blocks test better
-    loss_says = compare(loss_gap, margins["final_loss"], "paper", "article")
-    accuracy_says = compare(accuracy_gap, margins["test_accuracy"], "paper", "article")
-    text = (f"Final training loss: the article's blocks {article.final_loss():.3f}, the paper's "
-            f"{paper.final_loss():.3f} (difference {loss_gap:+.3f}; two runs differing only in their seed differ "
-            f"by about {margins['final_loss']}). Test accuracy: {article.val_acc[-1]:.1%} and {paper.val_acc[-1]:.1%} "
-            f"({100 * accuracy_gap:+.1f} points; seed noise about {100 * margins['test_accuracy']:.0f} points). ")
-    verdicts = {loss_says, accuracy_says}
-    if verdicts == {"within the noise of"}:
+    names = ("the article's blocks", "the paper's")
+    text, says = compare_two(article, paper, names, MARGINS["block-defects"])
+    if says == {"within the noise of"}:
         text += "**At this scale the two blocks do not separate**: both differences are within the noise between seeds."
-    elif verdicts == {"paper", "article"}:
+    elif says == set(names):
         text += ("**The two measures disagree**: one favours the article's blocks, the other the paper's, so at this "
                  "scale the run cannot say which block is better.")
-    elif "paper" in verdicts:
+    elif names[1] in says:
         text += "**The paper's blocks do better**, beyond the noise between seeds, and no worse on the other measure."
     else:
-        which = "training loss" if loss_says == "article" else "test accuracy"
-        text += (f"The article's network is ahead in {which} beyond the noise, the other measure is within it: a "
-                 f"network this small and this briefly trained does not show what its defects cost.")
-    return Verdict("paper" in verdicts and "article" not in verdicts, text)
+        text += ("The article's network is ahead on one measure beyond the noise, the other is within it: a network "
+                 "this small and this briefly trained does not show what its defects cost.")
+    return Verdict(names[1] in says and names[0] not in says, text)
+
+
+def shortcuts(runs: dict[str, History]) -> Verdict:
+    """Option B (projection shortcuts) against option A (zero padding) in the same network."""
+    option_a = next(history for label, history in runs.items() if not label.endswith("-B"))
+    option_b = next(history for label, history in runs.items() if label.endswith("-B"))
+    names = ("option A", "option B")
+    text, says = compare_two(option_a, option_b, names, MARGINS["shortcuts"])
+    if says == {"within the noise of"}:
+        text += "**At this scale the two shortcuts do not separate.**"
+    elif says == set(names):
+        text += "**The two measures disagree**: at this scale the run cannot say which shortcut is better."
+    else:
+        better = next(name for name in names if name in says)
+        text += f"**{better[0].upper()}{better[1:]} does better here**, beyond the noise between seeds."
+    return Verdict(names[1] in says and names[0] not in says, text)
 
 
 VERDICTS: dict[str, Callable[[dict[str, History]], Verdict]] = {
     "degradation": degradation,
     "block-defects": block_defects,
+    "shortcuts": shortcuts,
     "depth": depth,
     "lr-decay": lr_decay,
 }

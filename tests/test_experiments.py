@@ -217,3 +217,13 @@ def test_a_real_ctrl_c_stops_the_command_cleanly(tmp_path):
     assert process.returncode == 130, output
     assert "Interrupted during resnet18 constant LR" in output and "Traceback" not in output
     assert not list((tmp_path / "runs").glob("*.json"))  # no record of an incomplete run
+
+
+def test_resnet_names_choose_the_shortcut_option():
+    from course_utils import models
+
+    option_a, option_b = experiments.build_named_model("resnet-20"), experiments.build_named_model("resnet-20-B")
+    assert option_b.arch["shortcut"] == "B" and option_a.arch["shortcut"] == "A"
+    assert models.count_parameters(option_b) - models.count_parameters(option_a) == 2_752  # two projections + BN
+    with pytest.raises(ValueError, match="resnet-D-B"):
+        experiments.build_named_model("plain-20-B")  # a plain network has no shortcut to choose

@@ -69,5 +69,14 @@ def test_block_defects_reads_the_loss_and_the_accuracy_and_never_the_loss_alone(
     assert not disagree.shown and "The two measures disagree" in disagree.text
     assert "24.5%" in disagree.text  # the accuracy is printed beside the loss
     article_loss_only = verdict(1.85, 1.85 + 2 * loss)
-    assert not article_loss_only.shown and "ahead in training loss" in article_loss_only.text
+    assert not article_loss_only.shown and "ahead on one measure" in article_loss_only.text
     assert "train better" not in article_loss_only.text
+
+
+def test_shortcuts_reads_both_measures_of_option_a_against_option_b():
+    margins = verdicts.MARGINS["shortcuts"]
+    level = verdicts.shortcuts({"resnet-20": run(1.9, test_accuracy=0.3), "resnet-20-B": run(1.9, test_accuracy=0.3)})
+    assert not level.shown and "do not separate" in level.text and "option A 1.900" in level.text
+    better = verdicts.shortcuts({"resnet-20": run(1.9, test_accuracy=0.3),
+                                 "resnet-20-B": run(1.9 - 2 * margins["final_loss"], test_accuracy=0.3)})
+    assert better.shown and "Option B does better here" in better.text
