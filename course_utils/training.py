@@ -525,6 +525,9 @@ def _close_at_steps_done(bar) -> None:
     it. The line that says why is written by whoever stopped the run."""
     if bar.total is not None and bar.n < bar.total:
         bar.total = bar.n
+        container = getattr(bar, "container", None)  # the notebook widget keeps its own maximum
+        if container is not None:
+            container.children[1].max = bar.n
         bar.refresh()
     bar.close()
 
