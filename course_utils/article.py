@@ -260,7 +260,8 @@ def compare_test_modes(model: nn.Module, images: torch.Tensor, labels: torch.Ten
     each batch size, and the share of images whose train-mode prediction changes when the same
     images are put into batches in another (``seed``-shuffled) order. One row per batch size:
     ``batch_size``, ``eval_accuracy``, ``train_mode_accuracy``, ``changed_by_order`` (fractions)."""
-    everything, order = torch.arange(len(images)), torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
+    everything = torch.arange(len(images))
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
     rows = []
     for batch_size in batch_sizes:
         as_given, _ = predict_as_written(model, _batches(images, labels, everything, batch_size, device), device)

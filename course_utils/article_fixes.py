@@ -91,8 +91,9 @@ def train_fix(fix: Fix, data: Cifar10, seconds: float, *, seed: int = 0, device:
         loader = TensorLoader(data.train_images, data.train_labels, batch_size=batch_size, seed=seed, device=device)
     budget = TimeBudget(seconds)
     if course:
-        optimizer = torch.optim.SGD(model.parameters(), lr=COURSE_OPTIMISER["lr"], momentum=COURSE_OPTIMISER["momentum"],
-                                    weight_decay=COURSE_OPTIMISER["weight_decay"], nesterov=True)
+        optimizer = torch.optim.SGD(model.parameters(), lr=COURSE_OPTIMISER["lr"],
+                                    momentum=COURSE_OPTIMISER["momentum"], nesterov=COURSE_OPTIMISER["nesterov"],
+                                    weight_decay=COURSE_OPTIMISER["weight_decay"])
         # One cycle over the time, not over epochs: the run ends annealed however fast the machine is.
         warmup = COURSE_OPTIMISER["warmup_fraction"]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: one_cycle_factor(budget.fraction, warmup))
