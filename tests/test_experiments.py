@@ -205,7 +205,10 @@ def test_a_real_ctrl_c_stops_the_command_cleanly(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "course_utils", "run", "lr-decay", "--set", "epochs=100000", "--out",
          str(tmp_path / "runs"), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=environment)
+        env=environment,
+        # A shell starts background jobs with SIGINT ignored, and a child inherits that: Python then
+        # never turns Ctrl-C into KeyboardInterrupt. Give the command a terminal's default handling.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in process.stdout:
             if line.startswith("epoch 1/"):  # training is under way, in the second epoch
