@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from course_utils.data import CIFAR10_CLASSES, denormalize
 from course_utils.history import METRICS, History
@@ -121,7 +121,8 @@ def plot_history(history: History, title: str | None = None) -> Figure:
 
 
 def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: float = 0.0,
-                 logy: bool = False, ax: Axes | None = None, by: str | None = None) -> Figure:
+                 logy: bool = False, ax: Axes | None = None, by: str | None = None,
+                 colors: dict[str, str] | None = None) -> Figure:
     """Overlay one metric of several runs: one line per run, labelled with its key in ``runs``.
 
     Args:
@@ -136,6 +137,8 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
         by: x axis, ``"step"`` or ``"epoch"``; default ``"step"`` for per-step metrics and
             ``"epoch"`` otherwise. Per-epoch values drawn by step sit at the step each epoch ended;
             per-step values drawn by epoch sit at fractional epochs.
+        colors: run label -> matplotlib colour, so that a run keeps its colour in every figure
+            (``compare_runs_widget`` passes one per run); default: matplotlib's cycle in order.
 
     Runs without data for ``metric`` (e.g. ``val_acc`` of a run trained without validation) are
     left out and named in the legend title.
@@ -161,12 +164,18 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
             skipped.append(label)
             continue
         x = _x_values(history, metric, by, len(values))
-        ax.plot(x, scale * ema(values, smooth), label=label, marker=marker, markersize=3)
+        ax.plot(x, scale * ema(values, smooth), label=label, marker=marker, markersize=3,
+                color=(colors or {}).get(label))
 
     ax.set(xlabel=STEP_AXIS_LABEL if by == "step" else "epoch", ylabel=METRIC_LABELS[metric])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy:
         ax.set_yscale("log")
+        # Losses span less than a decade or two: label 1, 2 and 5 times each power of ten in plain
+        # numbers ("2", "0.5"), not matplotlib's "2x10^0" on the minor ticks.
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     note = f"not shown (no {metric} data): {', '.join(skipped)}" if skipped else None
     if len(skipped) < len(runs):
         ax.legend(title=note)
@@ -177,15 +186,17 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
 
 def compare_runs_widget(runs: dict[str, History], metric: str = "step_loss", *,
                         selected: Sequence[str] | None = None, smooth: float = 0.0, title: str | None = None,
-                        force_widget: bool = False) -> "ipywidgets.VBox | Figure":
+                        force_widget: bool = False) -> "RunComparison | Figure":
     """Interactive ``compare_runs``: pick runs, metric, smoothing and log scale; one figure redraws.
 
     ``runs`` is read again on every redraw and by the "Refresh runs" button, so runs added to the
     dict later (a run still training) appear, selected. ``selected``: the runs drawn at first (all
     by default), e.g. the learner's own, with references one click away; ``smooth`` and ``title``:
-    the first view's smoothing and figure title (the picture a reader without a kernel sees).
-    Returns the widget (an ``ipywidgets.VBox``). Without ipywidgets or outside Jupyter, prints why
-    and returns the same first view as a static figure. ``force_widget`` skips the Jupyter check (for tests).
+    the first view's smoothing and figure title. Returns a ``RunComparison``: shown as the last
+    line of a cell, it displays the controls and, below them, the figure as an ordinary picture
+    that every redraw replaces, so a saved notebook (reopened, exported to HTML, on GitHub or the
+    course site) keeps the last figure. Without ipywidgets or outside Jupyter, prints why and
+    returns the first view as a static figure. ``force_widget`` skips the Jupyter check (for tests).
     """
     _check_metric(metric)
     try:
@@ -198,22 +209,30 @@ def compare_runs_widget(runs: dict[str, History], metric: str = "step_loss", *,
         print("compare_runs_widget: no Jupyter front end to show widgets in; "
               "returning a static compare_runs figure instead.")
         return _first_view(runs, metric, selected, smooth, title)
-    return RunComparison(runs, metric, selected=selected, smooth=smooth, title=title).widget
+    return RunComparison(runs, metric, selected=selected, smooth=smooth, title=title)
 
 
 def _first_view(runs: dict[str, History], metric: str, selected: Sequence[str] | None, smooth: float,
                 title: str | None) -> Figure:
     chosen = {name: runs[name] for name in (runs if selected is None else selected)}
-    figure = compare_runs(chosen, metric, smooth=smooth)
+    figure = compare_runs(chosen, metric, smooth=smooth, colors=run_colors(runs))
     if title:
         figure.axes[0].set_title(title)
     return figure
 
 
-class RunComparison:
-    """The controls and figure behind ``compare_runs_widget``; ``.widget`` is what a notebook shows.
+def run_colors(runs: dict[str, History]) -> dict[str, str]:
+    """One colour per run, by its place in ``runs``: a run keeps its colour whichever runs are drawn."""
+    return {name: f"C{index % 10}" for index, name in enumerate(runs)}
 
-    ``.run_select``, ``.metric_select``, ``.smooth_slider`` and ``.logy_toggle`` are the controls;
+
+class RunComparison:
+    """The controls and figure behind ``compare_runs_widget``.
+
+    ``.widget`` holds the controls: ``.run_select``, ``.metric_select``, ``.smooth_slider``,
+    ``.logy_toggle`` and ``.refresh_button``. The figure is not inside a widget: it is displayed
+    below the controls as a picture (``picture()``) through a display handle that each redraw
+    updates, because Jupyter saves a picture with the notebook and a widget's output it does not.
     ``.figure`` is the figure of the last redraw (None while no run is selected).
     """
 
@@ -229,9 +248,13 @@ class RunComparison:
         self.runs = runs
         self.title = title
         self.figure: Figure | None = None
+        self._handle = None  # the display handle of the picture, once shown
         self._refreshing = False
+        # Wide enough for the longest run name: a name cut off at the edge reads as another run.
+        longest = max((len(name) for name in runs), default=10)
         self.run_select = widgets.SelectMultiple(options=list(runs), value=tuple(runs if selected is None else selected),
-                                                 description="runs", rows=8)
+                                                 description="runs", rows=min(max(len(runs), 3), 10),
+                                                 layout=widgets.Layout(width=f"{max(longest, 12) + 8}ch"))
         self.run_hint = widgets.HTML("<small>Several runs: Ctrl-click (Cmd-click on a Mac) to add or remove one, "
                                      "Shift-click for a range.</small>")
         self.metric_select = widgets.Dropdown(options=METRICS, value=metric, description="metric")
@@ -240,32 +263,39 @@ class RunComparison:
                                                  description="smoothing", continuous_update=False)
         self.logy_toggle = widgets.Checkbox(value=False, description="log-scale y")
         self.refresh_button = widgets.Button(description="Refresh runs", icon="refresh")
-        self.output = widgets.Output()
         for control in (self.run_select, self.metric_select, self.smooth_slider, self.logy_toggle):
             control.observe(self._on_change, names="value")
         self.refresh_button.on_click(lambda _button: self.redraw())
         settings = widgets.VBox([self.metric_select, self.smooth_slider, self.logy_toggle, self.refresh_button])
-        self.widget = widgets.VBox([widgets.HBox([widgets.VBox([self.run_select, self.run_hint]), settings]),
-                                    self.output])
-        # Jupyter asks the object it displays for its formats. A saved notebook opened without a
-        # kernel (GitHub, nbconvert HTML, JupyterLab before trusting) cannot draw the widget, so
-        # the stored output also carries a picture of the current view and a sentence.
+        self.widget = widgets.HBox([widgets.VBox([self.run_select, self.run_hint]), settings])
+        # A saved notebook opened without a kernel cannot draw the controls: the text says what they were.
         self._widget_formats = self.widget._repr_mimebundle_
         self.widget._repr_mimebundle_ = self.formats
         self.redraw()
 
     def formats(self, **kwargs) -> dict:
-        """The widget's display formats plus ``image/png`` of the current figure and a plain-text
-        line, for readers without a kernel; Jupyter with a kernel shows the live widget."""
+        """The controls' display formats, with a plain-text line for readers without a kernel."""
         bundle = self._widget_formats(**kwargs)
         selected = ", ".join(self.run_select.value) or "none"
-        bundle["text/plain"] = (f"Interactive comparison of {len(self.runs)} runs ({self.metric_select.value}; "
-                                f"selected: {selected}). Run the notebook to use its controls.")
-        if self.figure is not None:
-            picture = io.BytesIO()
-            self.figure.savefig(picture, format="png", bbox_inches="tight")
-            bundle["image/png"] = base64.b64encode(picture.getvalue()).decode("ascii")
+        bundle["text/plain"] = (f"Controls of an interactive comparison of {len(self.runs)} runs "
+                                f"({self.metric_select.value}; selected: {selected}); the figure below is the "
+                                f"last view drawn. Run the notebook to use the controls.")
         return bundle
+
+    def picture(self) -> dict:
+        """The current view as Jupyter stores it: ``image/png`` of the figure and a plain-text line."""
+        if self.figure is None:
+            return {"text/plain": "No run selected. Select runs above (or add some to the dict and press 'Refresh runs')."}
+        png = io.BytesIO()
+        self.figure.savefig(png, format="png", bbox_inches="tight")
+        return {"image/png": base64.b64encode(png.getvalue()).decode("ascii"),
+                "text/plain": f"Comparison of {', '.join(self.run_select.value)} ({self.metric_select.value})"}
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+        self._handle = display(self.picture(), raw=True, display_id=True)
 
     def refresh(self) -> None:
         """Re-read the run names: keep the current selection and select runs added since."""
@@ -283,24 +313,20 @@ class RunComparison:
             self._refreshing = False
 
     def redraw(self) -> None:
-        """Refresh the run names, then draw the selected runs into the output area."""
-        from IPython.display import clear_output
-
+        """Refresh the run names, draw the selected runs, and replace the picture below the controls."""
         self.refresh()
-        with self.output:
-            clear_output(wait=True)
-            if self.figure is not None:
-                plt.close(self.figure)  # interactive backends keep every figure open until closed
-                self.figure = None
-            chosen = {name: self.runs[name] for name in self.run_select.value}
-            if not chosen:
-                print("No run selected. Select runs above (or add some to the dict and press 'Refresh runs').")
-                return
+        if self.figure is not None:
+            plt.close(self.figure)  # pyplot keeps every figure open until closed
+            self.figure = None
+        chosen = {name: self.runs[name] for name in self.run_select.value}
+        if chosen:
             self.figure = compare_runs(chosen, self.metric_select.value, smooth=self.smooth_slider.value,
-                                       logy=self.logy_toggle.value)
+                                       logy=self.logy_toggle.value, colors=run_colors(self.runs))
             if self.title:
                 self.figure.axes[0].set_title(self.title)
-            plt.show()
+            plt.close(self.figure)  # drawn through the handle only, not again by the inline backend
+        if self._handle is not None:
+            self._handle.update(self.picture(), raw=True)
 
     def _on_change(self, _change: dict) -> None:
         # The slider only means something for the per-step loss (see compare_runs).
@@ -333,7 +359,9 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
 
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows), squeeze=False,
+    # Titles at 10-11 pt: a notebook shrinks a figure wider than its column, and 8 pt came out about
+    # 7 pixels high in JupyterLab.
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.5 * ncols, 1.8 * nrows), squeeze=False,
                              layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -343,9 +371,9 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
         true = classes[int(labels[i])] if labels is not None else None
         predicted = classes[int(predictions[i])] if predictions is not None else None
         if true is not None and predicted is not None:
-            ax.set_title(f"{true} / {predicted}", fontsize=8, color="black" if true == predicted else "red")
+            ax.set_title(f"{true} / {predicted}", fontsize=10, color="black" if true == predicted else "red")
         elif true is not None or predicted is not None:
-            ax.set_title(true or predicted, fontsize=8)
+            ax.set_title(true or predicted, fontsize=11)
     if title:
         fig.suptitle(title)
     return fig

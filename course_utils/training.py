@@ -530,6 +530,10 @@ def _close_at_steps_done(bar) -> None:
             container.children[1].max = bar.n
         bar.refresh()
     bar.close()
+    if getattr(bar, "container", None) is not None:
+        # A notebook bar is a widget, and a saved notebook reopened (or exported, or on the course
+        # site) cannot draw it: leave its final state as a line of text too.
+        print(bar.format_meter(**bar.format_dict))
 
 
 def _epoch_line(history: History, epochs: int) -> str:

@@ -220,23 +220,52 @@ def test_widget_falls_back_to_a_static_figure_without_jupyter(capsys):
     assert "no Jupyter front end" in capsys.readouterr().out
 
 
-def test_widget_is_a_vbox_when_forced():
+def test_widget_is_a_run_comparison_with_its_controls_when_forced():
     ipywidgets = pytest.importorskip("ipywidgets")
-    assert isinstance(compare_runs_widget({"run": make_history()}, force_widget=True), ipywidgets.VBox)
+    comparison = compare_runs_widget({"run": make_history()}, force_widget=True)
+    assert isinstance(comparison, RunComparison) and isinstance(comparison.widget, ipywidgets.HBox)
 
 
-def test_widget_output_carries_a_picture_of_its_view_for_readers_without_a_kernel():
+def test_the_figure_is_an_ordinary_picture_below_the_controls_that_each_redraw_replaces():
+    # A saved notebook keeps pictures, not widget outputs: reopened, exported or on the site, the
+    # reader sees the last figure drawn.
     pytest.importorskip("ipywidgets")
-    from IPython.core.formatters import DisplayFormatter
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
 
+    InteractiveShell.instance()  # display() publishes to a shell, as in a kernel
     comparison = RunComparison({"plain-20": make_history(1.9), "resnet-20": make_history(1.2)})
-    formats, _ = DisplayFormatter().format(comparison.widget)  # what Jupyter stores in the notebook
-    assert "application/vnd.jupyter.widget-view+json" in formats  # a live kernel shows the widget
-    assert base64.b64decode(formats["image/png"]).startswith(b"\x89PNG")
-    assert formats["text/plain"].startswith("Interactive comparison of 2 runs (step_loss; selected: plain-20, resnet-20)")
+    with capture_output() as shown:
+        comparison._ipython_display_()
+    controls, picture = shown.outputs
+    assert "application/vnd.jupyter.widget-view+json" in controls.data  # a live kernel shows the controls
+    assert controls.data["text/plain"].startswith("Controls of an interactive comparison of 2 runs (step_loss; "
+                                                  "selected: plain-20, resnet-20)")
+    assert base64.b64decode(picture.data["image/png"]).startswith(b"\x89PNG")
+    first = picture.data["image/png"]
+
+    updates = []
+    comparison._handle.update = lambda bundle, **kwargs: updates.append(bundle)  # record what the handle is sent
+    comparison.run_select.value = ("resnet-20",)
+    assert updates[-1]["image/png"] != first and updates[-1]["text/plain"] == "Comparison of resnet-20 (step_loss)"
     comparison.run_select.value = ()
-    formats, _ = DisplayFormatter().format(comparison.widget)
-    assert "image/png" not in formats and "selected: none" in formats["text/plain"]
+    assert "image/png" not in updates[-1] and "No run selected" in updates[-1]["text/plain"]
+
+
+def test_a_run_keeps_its_colour_whichever_runs_are_drawn():
+    pytest.importorskip("ipywidgets")
+    comparison = RunComparison({"plain-20": make_history(1.9), "resnet-20": make_history(1.2)})
+    colour = lines_by_label(comparison.figure)["resnet-20"].get_color()
+    comparison.run_select.value = ("resnet-20",)
+    assert lines_by_label(comparison.figure)["resnet-20"].get_color() == colour
+
+
+def test_log_scale_labels_are_plain_numbers():
+    figure = compare_runs({"run": make_history(1.9)}, logy=True)
+    figure.canvas.draw()
+    labels = [label.get_text() for label in figure.axes[0].get_yticklabels() if label.get_text()]
+    assert labels and all("times" not in label and "10^" not in label for label in labels), labels
+    float(labels[0].replace("\u2212", "-"))  # "2", "0.5": a number as written
 
 
 def test_widget_picks_up_new_runs_and_redraws_on_every_control():
