@@ -66,16 +66,23 @@ def test_cleaning_removes_timestamps_and_shows_each_bar_in_its_final_state():
     assert half["cells"][0]["outputs"][0]["data"]["text/plain"].startswith("50%|█████     |")
 
 
-def test_cleaning_collapses_solution_source_and_output():
+def test_a_solution_must_be_a_folded_details_block_of_markdown():
+    # A collapsed code cell runs with Run All and prints its answer in every export; a <details>
+    # block of markdown stays folded in every view.
+    folded = "<details>\n<summary>Solution 1</summary>\n\n```python\nanswer()\n```\n\nIt is 7.\n\n</details>"
+    leaking = [
+        {"cell_type": "code", "execution_count": 2, "source": "answer()", "outputs": [],
+         "metadata": {"tags": ["solution"], "jupyter": {"source_hidden": True, "outputs_hidden": True}}},
+        {"cell_type": "markdown", "source": "**Solution.** It is 7.", "metadata": {"tags": ["solution"]}},
+        {"cell_type": "markdown", "source": folded + "\n\nSeven, by the way.", "metadata": {"tags": ["solution"]}},
+    ]
+    for cell in leaking:
+        notebook = make_notebook()
+        notebook["cells"].append(cell)
+        assert any("solution that Run All or an export would show" in p for p in clean_notebooks.problems(notebook))
     notebook = make_notebook()
-    notebook["cells"].append({"cell_type": "code", "execution_count": 2, "source": "answer()", "outputs": [],
-                              "metadata": {"tags": ["solution"], "jupyter": {"source_hidden": True}}})
-    notebook["cells"].append({"cell_type": "markdown", "source": "**Solution.**", "metadata": {"tags": ["solution"]}})
-    assert any("solution is not collapsed" in p for p in clean_notebooks.problems(notebook))
-    cleaned = clean_notebooks.clean(notebook)
-    assert cleaned["cells"][1]["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
-    assert cleaned["cells"][2]["metadata"]["jupyter"] == {"source_hidden": True}
-    assert clean_notebooks.problems(cleaned) == []
+    notebook["cells"].append({"cell_type": "markdown", "source": folded, "metadata": {"tags": ["solution"]}})
+    assert clean_notebooks.problems(clean_notebooks.clean(notebook)) == []
 
 
 def test_check_reports_machine_paths_widgets_without_a_picture_and_unexecuted_cells():

@@ -4,14 +4,17 @@
     python tools/clean_notebooks.py --check notebooks/*.ipynb     # report, change nothing (the tests do this)
     python tools/clean_notebooks.py --execute notebooks/05_*.ipynb  # run top to bottom in quick mode, then clean
 
-Cleaning removes volatile cell metadata (execution timestamps), collapses exercise solutions
-(source and output), and replaces the text that a
+Cleaning removes volatile cell metadata (execution timestamps) and replaces the text that a
 stored progress bar shows without a kernel ("0%| | 0/96", its state when it was first drawn)
 with the bar's final state, read from the widget state that Jupyter saved with the notebook.
 JupyterLab before the notebook is trusted, nbconvert's HTML and GitHub all show that text.
 
 The check also reports what cleaning cannot mend: an absolute path of some machine in an output,
-and an interactive widget whose stored output has no picture or text for a reader without a kernel.
+an interactive widget whose stored output has no picture or text for a reader without a kernel, and
+an exercise solution that some view would show unasked. A solution is a markdown cell tagged
+``solution`` holding one ``<details>`` block (code in a fenced block, then the answer): it stays folded
+in JupyterLab before and after Run All, in nbconvert's HTML, on GitHub and on the course site, where
+a collapsed code cell (``source_hidden``) would run with Run All and print its answer in every export.
 """
 
 from __future__ import annotations
@@ -68,18 +71,19 @@ def is_solution(cell: dict) -> bool:
     return "solution" in cell.get("metadata", {}).get("tags", [])
 
 
+def is_folded_solution(cell: dict) -> bool:
+    """A markdown cell that is one <details> block: folded in every view until the learner opens it."""
+    text = "".join(cell.get("source", "")).strip()
+    return cell.get("cell_type") == "markdown" and text.startswith("<details>") and text.endswith("</details>") \
+        and text.count("<details>") == 1
+
+
 def clean(notebook: dict) -> dict:
-    """Remove volatile cell metadata; collapse every exercise solution (source and output, so a
-    learner opens it on purpose); give every stored progress bar its final text. In place."""
+    """Remove volatile cell metadata; give every stored progress bar its final text. In place."""
     models = widget_models(notebook)
     for cell in notebook.get("cells", []):
         for key in VOLATILE_CELL_METADATA:
             cell.get("metadata", {}).pop(key, None)
-        if is_solution(cell):
-            hidden = cell.setdefault("metadata", {}).setdefault("jupyter", {})
-            hidden["source_hidden"] = True
-            if cell.get("cell_type") == "code":
-                hidden["outputs_hidden"] = True
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(WIDGET_VIEW)
             if view is not None:
@@ -102,10 +106,9 @@ def problems(notebook: dict) -> list[str]:
         volatile = [key for key in VOLATILE_CELL_METADATA if key in cell.get("metadata", {})]
         if volatile:
             found.append(f"{where}: volatile metadata {volatile} (run this script to remove it)")
-        hidden = cell.get("metadata", {}).get("jupyter", {})
-        if is_solution(cell) and not (hidden.get("source_hidden") and
-                                      (cell.get("cell_type") != "code" or hidden.get("outputs_hidden"))):
-            found.append(f"{where}: an exercise solution is not collapsed (run this script)")
+        if is_solution(cell) and not is_folded_solution(cell):
+            found.append(f"{where}: an exercise solution that Run All or an export would show: make it a "
+                         f"markdown cell holding one <details> block (the code in a fenced block inside it)")
         for output in cell.get("outputs", []):
             match = MACHINE_PATH.search(json.dumps(output))
             if match:

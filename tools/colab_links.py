@@ -78,12 +78,13 @@ def updated_notebook(notebook: dict, name: str, repository: str, branch: str) ->
                          f"found {len(setup)}")
     set_text(setup[0], SETUP_CELL.format(repository=json.dumps(repository)))
     title = notebook["cells"][0]
-    lines = cell_text(title).split("\n")  # "# 00 · Title", "", text ...
-    if len(lines) > 3 and "colab.research.google.com" in lines[2]:
-        del lines[1:3]  # the blank line and the badge written last time
+    lines = cell_text(title).split("\n")  # [course map, "",] "# 00 · Title", "", text ...
+    at = next(i for i, line in enumerate(lines) if line.startswith("# "))  # the title line
+    if len(lines) > at + 3 and "colab.research.google.com" in lines[at + 2]:
+        del lines[at + 1:at + 3]  # the blank line and the badge written last time
     owner_repo = github_path(repository)
     if owner_repo:
-        lines[1:1] = ["", BADGE.format(url=COLAB.format(owner_repo=owner_repo, branch=branch, name=name))]
+        lines[at + 1:at + 1] = ["", BADGE.format(url=COLAB.format(owner_repo=owner_repo, branch=branch, name=name))]
     set_text(title, "\n".join(lines))
     return notebook
 
