@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import tomllib
+import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -153,22 +156,26 @@ def test_a_committed_notebook_in_jupyterlab_shows_its_figure_and_folded_solution
     page.close()
 
 
-def test_run_all_in_jupyterlab_keeps_the_solutions_folded(browser_context, jupyterlab_url):
-    url, work = jupyterlab_url
-    page, _problems = open_in_jupyterlab(browser_context, url, "03_doubling_block.ipynb")
+def run_all(page, timeout: float = 300) -> None:
+    """Run > Run All Cells, then wait until every code cell has its number and the kernel is idle."""
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    # Done when every code cell has a number and the kernel is idle again (smoke mode: seconds).
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + timeout
+    prompts: list[str] = []
     while time.monotonic() < deadline:
+        time.sleep(1)
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
         if prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts) and \
                 page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").count():
-            break
-        time.sleep(1)
-    else:
-        raise AssertionError(f"Run All did not finish within 240 s: prompts {prompts}")
+            return
+    raise AssertionError(f"Run All did not finish within {timeout:.0f} s: prompts {prompts}")
+
+
+def test_run_all_in_jupyterlab_keeps_the_solutions_folded(browser_context, jupyterlab_url):
+    url, work = jupyterlab_url
+    page, _problems = open_in_jupyterlab(browser_context, url, "03_doubling_block.ipynb")
+    run_all(page)
     notebook = json.loads((work / "notebooks" / "03_doubling_block.ipynb").read_text(encoding="utf-8"))
     expected_errors = sum("raises-exception" in cell["metadata"].get("tags", []) for cell in notebook["cells"])
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Error")
@@ -179,4 +186,41 @@ def test_run_all_in_jupyterlab_keeps_the_solutions_folded(browser_context, jupyt
     assert page.locator(".jp-OutputArea-output", has_text="Solution").count() == 0
     details.last.scroll_into_view_if_needed()  # the notebook scrolls inside the page: show its end
     page.screenshot(path=str(SCREENSHOTS / "jupyterlab-03-after-run-all.png"))
+    page.close()
+
+
+def test_notebook_05_run_saved_and_reopened_still_shows_its_comparison(browser_context, jupyterlab_url):
+    # What a learner does: Run All, save, come back another day (a new kernel, no widget models).
+    url, work = jupyterlab_url
+    page, _problems = open_in_jupyterlab(browser_context, url, "05_training_resnet18.ipynb")
+    run_all(page)
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
+    for session in json.load(urllib.request.urlopen(f"{url}/api/sessions")):
+        urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{session['id']}", method="DELETE"))
+    saved = json.loads((work / "notebooks" / "05_training_resnet18.ipynb").read_text(encoding="utf-8"))
+    cell = next(c for c in saved["cells"] if "compare_runs_widget(" in "".join(c["source"]))
+    assert any("image/png" in output.get("data", {}) for output in cell["outputs"]), "the saved file has no figure"
+    page.reload(wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    shown = page.locator(".jp-CodeCell", has_text="compare_runs_widget(").locator(".jp-OutputArea-output img")
+    shown.first.wait_for(timeout=60_000)
+    assert shown.first.evaluate("image => image.naturalWidth") > 300
+    shown.first.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "jupyterlab-05-saved-and-reopened.png"))
+    page.close()
+
+
+def test_the_html_export_shows_the_comparison_figure_and_finished_bars(browser_context, tmp_path):
+    # nbconvert draws a widget from saved widget state (or leaves it empty): the figure and the bars'
+    # last lines must be outputs of their own. The export's own CDN scripts cannot load here, so
+    # console errors are not judged, only what is on the page.
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--output-dir", str(tmp_path),
+                    str(ROOT / "notebooks" / "05_training_resnet18.ipynb")], check=True, capture_output=True)
+    page = browser_context.new_page()
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())  # no network here
+    page.goto((tmp_path / "05_training_resnet18.html").as_uri(), wait_until="load")
+    cell = page.locator(".jp-Cell", has_text="compare_runs_widget(")
+    assert cell.locator(".jp-OutputArea-output img").count() >= 1, "the export shows no comparison figure"
+    assert "100%|" in page.inner_text("body") and not STALE_BAR.search(page.inner_text("body"))
     page.close()
