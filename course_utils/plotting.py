@@ -595,5 +595,7 @@ def _draw_target(ax: Axes, minutes: float, accuracy: float) -> None:
     """The goal as a corner of dashed lines: reach ``accuracy`` before ``minutes`` run out."""
     ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
     ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
-    ax.annotate(f"target: {accuracy:.0%} within {minutes:g} min", (minutes, 100 * accuracy),
-                xytext=(-8, 6), textcoords="offset points", ha="right", bbox=LABEL_BOX)
+    # Above the left end of the target line, inside the axes: clear of the tick labels, and of the
+    # curves, which start below the target and reach it only further right.
+    ax.text(0.01, 100 * accuracy, f"target: {accuracy:.0%} within {minutes:g} min", ha="left", va="bottom",
+            transform=ax.get_yaxis_transform(), bbox=LABEL_BOX)
