@@ -6,6 +6,13 @@ import os
 # so `pytest --nbval` proves every notebook runs, in seconds rather than hours.
 os.environ.setdefault("COURSE_MODE", "smoke")
 
+# With pytest-xdist (`-n 2` in pyproject.toml) two workers share the machine: give each worker, and
+# the notebook kernels it starts, its share of the cores, so that two processes do not each run a
+# thread per core and slow each other down. Set before anything imports torch.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(share))
+
 
 def pytest_collectstart(collector):
     """nbval compares what a notebook prints to stdout and shows, never its stderr: warnings

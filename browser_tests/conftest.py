@@ -1,6 +1,6 @@
 """What a reader sees, in a real browser: headless Chromium driven by Playwright.
 
-    python tools/build_site.py && pytest browser_tests     # what .ci/run does after the suite
+    python tools/build_site.py && pytest browser_tests -n 0   # what .ci/run does after the suite
 
 Not part of `pytest --nbval` (the suite's 4-minute budget): .ci/run runs it after the suite. It needs
 Debian's `chromium` (Playwright cannot download its own browser on the course's machines) and the
@@ -39,7 +39,7 @@ def chromium_path() -> str:
         if candidate and Path(candidate).exists():
             return candidate
     pytest.fail("No Chromium found. Install it with `sudo apt-get install chromium` (Debian/Ubuntu), or point "
-                "COURSE_CHROMIUM at a Chromium or Chrome executable; then run `pytest browser_tests` again.",
+                "COURSE_CHROMIUM at a Chromium or Chrome executable; then run `pytest browser_tests -n 0` again.",
                 pytrace=False)
 
 
