@@ -132,7 +132,8 @@ def test_a_colab_link_appears_only_once_the_repository_is_set(browser_context, s
 def open_in_jupyterlab(browser_context, url: str, name: str):
     page = browser_context.new_page()
     problems = watch(page)
-    page.goto(f"{url}/lab/tree/notebooks/{name}", wait_until="domcontentloaded")
+    # ?reset: a fresh workspace, not the tabs an earlier test left open (and perhaps unsaved).
+    page.goto(f"{url}/lab/tree/notebooks/{name}?reset", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-MarkdownCell .jp-RenderedMarkdown", timeout=60_000)
     time.sleep(2)  # the outputs render just after the cells
@@ -194,11 +195,17 @@ def test_notebook_05_run_saved_and_reopened_still_shows_its_comparison(browser_c
     url, work = jupyterlab_url
     page, _problems = open_in_jupyterlab(browser_context, url, "05_training_resnet18.ipynb")
     run_all(page)
-    page.keyboard.press("Control+s")
-    page.wait_for_function("() => !document.querySelector('.jp-mod-dirty')", timeout=30_000)
+    path = work / "notebooks" / "05_training_resnet18.ipynb"
+    before = path.stat().st_mtime_ns
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Save Notebook").first.click()
+    deadline = time.monotonic() + 60
+    while path.stat().st_mtime_ns == before and time.monotonic() < deadline:  # JupyterLab wrote the file
+        time.sleep(0.5)
+    assert path.stat().st_mtime_ns != before, "JupyterLab did not save the notebook within 60 s"
     for session in json.load(urllib.request.urlopen(f"{url}/api/sessions")):
         urllib.request.urlopen(urllib.request.Request(f"{url}/api/sessions/{session['id']}", method="DELETE"))
-    saved = json.loads((work / "notebooks" / "05_training_resnet18.ipynb").read_text(encoding="utf-8"))
+    saved = json.loads(path.read_text(encoding="utf-8"))
     cell = next(c for c in saved["cells"] if "compare_runs_widget(" in "".join(c["source"]))
     assert any("image/png" in output.get("data", {}) for output in cell["outputs"]), "the saved file has no figure"
     page.reload(wait_until="domcontentloaded")

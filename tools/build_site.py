@@ -49,6 +49,7 @@ def build(out: Path) -> None:
                     "-q", str(ROOT), str(out)], check=True)
     # Sphinx names the page of its root document after it (docs/index.html); the site opens at index.html.
     (out / "index.html").write_text('<!DOCTYPE html>\n<meta charset="utf-8">\n<title>Residual networks, hands on</title>\n'
+                                    '<link rel="icon" href="_static/favicon.svg">\n'
                                     '<meta http-equiv="refresh" content="0; url=docs/index.html">\n'
                                     '<a href="docs/index.html">The course</a>\n', encoding="utf-8")
 
