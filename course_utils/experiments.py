@@ -33,7 +33,7 @@ from course_utils.distributed import is_distributed, is_main_process
 from course_utils.estimates import (epoch_seconds, epochs_for_budget, format_minutes, measured_step_seconds,
                                     t4_step_seconds, time_budget_minutes)
 from course_utils.history import History
-from course_utils.modes import MODES, Settings, current_mode, format_settings
+from course_utils.modes import MODES, SCHEDULES, Settings, check_setting, current_mode, format_settings
 from course_utils.training import TimeBudget, check_folder_writable, evaluate, fit, seed_everything
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth.
@@ -317,6 +317,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedul
     is the share of the ``settings.epochs`` steps done or, with a ``budget`` (the same one given
     to ``fit(time_limit=...)``), the share of the time spent, whichever is further along.
     """
+    if schedule not in SCHEDULES:  # before any shortcut below: "cosine" must not train at a constant LR
+        raise ValueError(f"unknown schedule {schedule!r}; use one of {', '.join(SCHEDULES)}")
     if schedule == "one-cycle":
         if not steps_per_epoch:
             raise ValueError("the one-cycle schedule is set per step: pass steps_per_epoch (len(train_loader))")
@@ -336,9 +338,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: Settings, schedul
         return None
     if schedule == "step":
         return article_scheduler(optimizer, step_size=milestones[0])
-    if schedule == "multistep":
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    raise ValueError(f"unknown schedule {schedule!r}; use 'constant', 'step', 'multistep' or 'one-cycle'")
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)  # "multistep"
 
 
 def schedule_interval(schedule: str) -> str:
@@ -432,6 +432,7 @@ def run_experiment(
     store the choice under ``config["time_budget_choice"]``.
     """
     mode = current_mode()
+    overrides = checked_overrides(overrides)  # "--set nesterov=false" is False here, and in the record
     settings = apply_overrides(get_settings(experiment, mode), overrides)
     specs = _select_runs(experiment, run_specs(experiment, settings), only)
     paths = _record_paths(experiment, specs, out_dir, save_models, overwrite)
@@ -469,25 +470,16 @@ def run_experiment(
     return runs
 
 
+def checked_overrides(overrides: dict | None) -> dict:
+    """``overrides`` with every value as its setting takes it (``modes.check_setting``): a wrong name,
+    type or range is a ValueError naming the setting and what it takes, before any data is loaded."""
+    return {key: check_setting(key, value) for key, value in (overrides or {}).items()}
+
+
 def apply_overrides(settings: Settings, overrides: dict | None) -> Settings:
-    """``settings`` with some fields changed, e.g. ``{"epochs": 4, "models": "resnet9"}`` (a string
-    or a single value for a tuple field becomes a tuple); unknown fields raise a ValueError."""
-    if not overrides:
-        return settings
-    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"unknown setting(s) {unknown} in overrides; settings are: "
-                         f"{', '.join(Settings.__dataclass_fields__)}")
-    return replace(settings, **{key: _as_tuple_if_needed(key, value) for key, value in overrides.items()})
-
-
-def _as_tuple_if_needed(key: str, value):
-    # models and lr_milestones are tuples: "--set models=resnet9" must not become ("r", "e", ...).
-    if not isinstance(Settings.__dataclass_fields__[key].default, tuple):
-        return value
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    """``settings`` with some fields changed, e.g. ``{"epochs": 4, "models": "resnet9"}`` (checked
+    and converted by ``checked_overrides``: a string or a single value for a tuple field becomes a tuple)."""
+    return replace(settings, **checked_overrides(overrides)) if overrides else settings
 
 
 def _select_runs(experiment: str, specs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:
@@ -592,12 +584,18 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
 
 
 def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[str, History]:
-    """Run records in ``folder`` (e.g. ``data/results``) as ``{label: History}``; {} if none."""
+    """Run records in ``folder`` (e.g. ``data/results``); {} if none. With ``experiment``, that
+    experiment's records as ``{run label: History}``; without, every record as ``{file name without
+    .json: History}`` (``"fast__resnet18"``), since experiments share run labels (``resnet18``)."""
     pattern = f"{experiment}__*.json" if experiment else "*.json"
-    runs = {}
+    runs, files = {}, {}
     for path in sorted(Path(folder).glob(pattern)):
         history = History.load_json(path)
-        runs[history.config.get("run", path.stem)] = history
+        key = history.config.get("run", path.stem) if experiment else path.stem
+        if key in runs:  # never let one record silently replace another
+            raise ValueError(f"{path} and {files[key]} are both records of the run {key!r}; move one of them "
+                             f"to another folder")
+        runs[key], files[key] = history, path
     return runs
 
 

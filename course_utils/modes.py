@@ -17,12 +17,13 @@ mode are in its entry of ``experiments.EXPERIMENTS``.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass
 
 import torch
 
-from course_utils.devices import Speed
+from course_utils.devices import AUTOCAST_DTYPES, Speed
 
 MODES = ("smoke", "quick", "full", "paper")
 
@@ -97,6 +98,115 @@ GROUPS = {
 # The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.
 FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
                 "channels_last", "compile", "time_budget", "val_size")
+
+
+SCHEDULES = ("constant", "step", "multistep", "one-cycle")  # experiments.make_scheduler builds each
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _flag(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS  # "false" must mean off: a non-empty string is truthy
+    raise ValueError
+
+
+def _count(least: int, none_allowed: bool = False):
+    def check(value):
+        if value is None and none_allowed:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError
+        return value
+    return check
+
+
+def _number(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True,
+            none_allowed: bool = False):
+    def check(value):
+        if value is None and none_allowed:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError
+        if value < low or (low_open and value == low) or value > high or (high_open and value == high):
+            raise ValueError
+        return float(value)
+    return check
+
+
+def _names(value):
+    names = tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else \
+        tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    if not names or not all(isinstance(name, str) and name for name in names) or len(set(names)) != len(names):
+        raise ValueError
+    return names
+
+
+def _fractions(value):
+    fractions = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    return tuple(_number(0, 1, low_open=True)(fraction) for fraction in fractions)
+
+
+def _one_of(*choices):
+    def check(value):
+        if value not in choices:
+            raise ValueError
+        return value
+    return check
+
+
+def _precision(value):
+    if value is None or isinstance(value, str) and value in AUTOCAST_DTYPES:
+        return value
+    return _flag(value)
+
+
+def _optional_flag(value):
+    return None if value is None else _flag(value)
+
+
+# Each setting: what it takes (said in an error) and the check that converts a value to it or refuses it.
+SETTING_CHECKS = {
+    "train_size": ("a number of images, at least 1, or None for all", _count(1, none_allowed=True)),
+    "test_size": ("a number of images, at least 1, or None for all", _count(1, none_allowed=True)),
+    "batch_size": ("a whole number of images, at least 1", _count(1)),
+    "epochs": ("a whole number, at least 1", _count(1)),
+    "lr": ("a number above 0", _number(0, low_open=True)),
+    "momentum": ("a number from 0 to below 1", _number(0, 1)),
+    "weight_decay": ("a number, 0 or more", _number(0)),
+    "nesterov": ("true or false", _flag),
+    "label_smoothing": ("a number from 0 to below 1", _number(0, 1)),
+    "cutout": ("a whole number of pixels, 0 (off) or more", _count(0)),
+    "models": ("one or more model names, each once, e.g. resnet9 or plain-20,resnet-20", _names),
+    "width": ("a whole number, at least 1, or None for the network's own", _count(1, none_allowed=True)),
+    "zero_init_residual": ("true or false", _flag),
+    "lr_milestones": ("fractions of the run between 0 and 1, e.g. 0.5,0.75", _fractions),
+    "schedule": (f"one of {', '.join(SCHEDULES)}, or None", lambda value: None if value is None else
+                 _one_of(*SCHEDULES)(value)),
+    "warmup_fraction": ("a number from 0 to below 1", _number(0, 1)),
+    "time_budget": ("a number of seconds above 0, or None", _number(0, low_open=True, none_allowed=True)),
+    "flip_tta": ("true or false", _flag),
+    "val_size": ("a number of test images, at least 1, or None for all", _count(1, none_allowed=True)),
+    "amp": (f"true, false, None (automatic) or one of {', '.join(AUTOCAST_DTYPES)}", _precision),
+    "channels_last": ("true, false or None (automatic)", _optional_flag),
+    "compile": ("true or false", _flag),
+}
+
+
+def check_setting(name: str, value):
+    """``value`` as the setting ``name`` takes it (``"false"`` -> False, ``"resnet9"`` -> ("resnet9",)),
+    or a ValueError that names the setting and the values it takes. Every way of changing a setting
+    (``--set``, ``overrides=``) goes through here, before any data is loaded."""
+    if name not in SETTING_CHECKS:
+        raise ValueError(f"unknown setting {name!r}; the settings are: {', '.join(SETTING_CHECKS)}")
+    takes, check = SETTING_CHECKS[name]
+    try:
+        return check(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name}={value!r}: {name} takes {takes}") from None
 
 
 def format_settings(settings: Settings) -> str:

@@ -105,7 +105,7 @@ def test_cli_runs_an_experiment(tmp_path, monkeypatch, capsys):
     assert record.config["overrides"] == {"epochs": 2, "train_size": 64}
     capsys.readouterr()
     assert cli.main([*run, "--out", str(tmp_path / "wrong"), "--set", "epoch=2"]) == 2
-    assert "unknown setting(s) ['epoch']" in capsys.readouterr().err
+    assert "unknown setting 'epoch'" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
 
 
@@ -230,3 +230,20 @@ def test_resnet_names_choose_the_shortcut_option():
     assert models.count_parameters(option_b) - models.count_parameters(option_a) == 2_752  # two projections + BN
     with pytest.raises(ValueError, match="resnet-D-B"):
         experiments.build_named_model("plain-20-B")  # a plain network has no shortcut to choose
+
+
+def test_load_runs_keeps_every_record_when_experiments_share_a_run_label(tmp_path):
+    # save-load, fast and depth all have a run called "resnet18": none may replace another.
+    for experiment in ("save-load", "fast", "depth"):
+        history = History()
+        history.config.update(experiment=experiment, run="resnet18")
+        history.save_json(tmp_path / f"{experiment}__resnet18.json")
+    every = experiments.load_runs(tmp_path)
+    assert sorted(every) == ["depth__resnet18", "fast__resnet18", "save-load__resnet18"]
+    assert list(experiments.load_runs(tmp_path, "fast")) == ["resnet18"]
+
+    copy = History()
+    copy.config.update(experiment="fast", run="resnet18")
+    copy.save_json(tmp_path / "fast__resnet18-copy.json")  # a second record of the same run
+    with pytest.raises(ValueError, match="both records of the run 'resnet18'"):
+        experiments.load_runs(tmp_path, "fast")

@@ -1,5 +1,7 @@
 """course_utils.modes: the mode switch and the settings table."""
 
+import re
+
 import pytest
 import torch
 
@@ -60,3 +62,67 @@ def test_describe_gives_the_t4_estimate_in_full_mode_and_the_budget(monkeypatch,
     out = capsys.readouterr().out
     assert "estimate on a T4 (an assumption, see course_utils/estimates.py): " in out
     assert "COURSE_TIME_BUDGET=20 min chooses its epochs" in out
+
+
+# --- settings given by hand (--set, overrides=): checked by type and range before anything runs ---
+
+def test_every_registered_setting_is_one_its_check_accepts_unchanged():
+    from dataclasses import fields
+
+    from course_utils import experiments
+    from course_utils.modes import check_setting
+
+    for name, entry in experiments.EXPERIMENTS.items():
+        for mode, settings in entry.settings.items():
+            for field in fields(settings):
+                value = getattr(settings, field.name)
+                assert check_setting(field.name, value) == value, (name, mode, field.name)
+
+
+@pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("off", False), ("0", False),
+                                            ("true", True), ("yes", True), ("on", True), ("1", True)])
+def test_a_flag_given_as_text_means_what_it_says(text, expected):
+    from course_utils import cli, experiments
+
+    settings = experiments.apply_overrides(experiments.get_settings("laptop", "quick"),
+                                           cli.parse_overrides([f"nesterov={text}", f"flip_tta={text}",
+                                                                f"compile={text}"]))
+    assert settings.nesterov is expected and settings.flip_tta is expected and settings.compile is expected
+
+
+@pytest.mark.parametrize("pair, takes", [
+    ("schedule=cosine", "one of constant, step, multistep, one-cycle"), ("schedule=one_cycle", "one-cycle"),
+    ("epochs=abc", "a whole number"), ("epochs=2.5", "a whole number"), ("epochs=0", "at least 1"),
+    ("epochs=-1", "at least 1"), ("lr=0.1.", "a number above 0"), ("label_smoothing=1.5", "below 1"),
+    ("batch_size=0", "at least 1"), ("models=()", "one or more model names"),
+    ("models=resnet9,resnet9", "each once"), ("width=0", "at least 1"), ("nesterov=maybe", "true or false"),
+    ("time_budget=inf", "above 0"), ("amp=fp8", "bf16"), ("lr_milestones=1.5", "between 0 and 1"),
+    ("epoch=3", "the settings are"),
+])
+def test_a_wrong_setting_is_refused_with_its_name_and_what_it_takes(pair, takes):
+    from course_utils import cli, experiments
+
+    with pytest.raises(ValueError, match=re.escape(takes)) as refused:
+        experiments.apply_overrides(experiments.get_settings("laptop", "quick"), cli.parse_overrides([pair]))
+    assert pair.split("=")[0] in str(refused.value)
+
+
+def test_the_command_line_refuses_a_wrong_setting_in_one_line_before_loading_data(tmp_path, capsys, monkeypatch):
+    from course_utils import cli, data
+
+    monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    assert cli.main(["run", "lr-decay", "--out", str(tmp_path), "--set", "schedule=cosine"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith("error: schedule='cosine'") and "one-cycle" in error
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unknown_schedule_is_refused_by_the_scheduler_too():
+    import torch
+
+    from course_utils import experiments
+
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
+        experiments.make_scheduler(optimizer, experiments.get_settings("lr-decay", "quick"), "cosine")
