@@ -41,6 +41,7 @@ class History:
     val_acc: list[float] = field(default_factory=list)
     epoch_seconds: list[float] = field(default_factory=list)
     images_per_s: list[float] = field(default_factory=list)
+    epoch_end_steps: list[int] = field(default_factory=list)  # steps done when each epoch ended
     config: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
@@ -74,10 +75,25 @@ class History:
     def epochs_done(self) -> int:
         return len(self.train_loss)
 
-    @property
-    def steps_per_epoch(self) -> float:
-        """Steps per completed epoch (for plotting epochs on a step axis)."""
-        return len(self.step_loss) / max(self.epochs_done, 1)
+    def epoch_ends(self) -> np.ndarray:
+        """The step at which each recorded epoch ended (for drawing epochs on a step axis).
+
+        ``fit`` records them (``epoch_end_steps``). A record written before it did is read from
+        what each epoch trained (images/s x seconds, in batches): a run stopped by a time limit has a
+        short last epoch, so dividing the steps evenly among the epochs would draw every epoch's
+        point too far along.
+        """
+        if len(self.epoch_end_steps) == self.epochs_done:
+            return np.asarray(self.epoch_end_steps, dtype=float)
+        total = len(self.step_loss)
+        batch = self.config.get("batch_size")
+        if batch:
+            batch *= self.config.get("world_size", 1)
+            steps = [math.ceil(round(rate * seconds) / batch) for rate, seconds in zip(self.images_per_s, self.epoch_seconds)]
+            ends = np.cumsum(steps, dtype=float)
+            if len(ends) and abs(ends[-1] - total) <= len(ends):  # agrees with the steps recorded (rounding aside)
+                return np.minimum(ends, total)
+        return np.arange(1, self.epochs_done + 1) * total / max(self.epochs_done, 1)
 
     def final_loss(self, last_steps: int = 10) -> float:
         """Training loss at the end of the run: the mean of the last ``last_steps`` step losses

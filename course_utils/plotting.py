@@ -87,7 +87,7 @@ def plot_history(history: History, title: str | None = None) -> Figure:
     fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(11, 3.6), layout="constrained")
     steps = np.arange(1, len(history.step_loss) + 1)
     epochs = np.arange(1, history.epochs_done + 1)
-    epoch_ends = epochs * history.steps_per_epoch
+    epoch_ends = history.epoch_ends()
 
     loss_ax.plot(steps, history.step_loss, color="C0", alpha=0.25, linewidth=0.8, label="train, per step")
     loss_ax.plot(steps, ema(history.step_loss, HISTORY_SMOOTHING), color="C0",
@@ -422,12 +422,14 @@ def _has_data(values: Sequence[float]) -> bool:
 
 
 def _x_values(history: History, metric: str, by: str, count: int) -> np.ndarray:
-    """x positions of ``count`` recorded values: steps count from 1, epoch e ends at step e * steps/epoch."""
+    """x positions of ``count`` recorded values: steps count from 1, and epoch e sits at the step it
+    ended (``History.epoch_ends``: a time-limited last epoch is shorter than the others)."""
+    ends = history.epoch_ends()[:count]
     if metric in PER_STEP_METRICS:
         steps = np.arange(1, count + 1)
-        return steps if by == "step" else steps / history.steps_per_epoch
-    epochs = np.arange(1, count + 1)
-    return epochs * history.steps_per_epoch if by == "step" else epochs
+        # A step's epoch position: whole epochs done before it plus its share of its own epoch.
+        return steps if by == "step" else np.interp(steps, np.concatenate([[0.0], ends]), np.arange(len(ends) + 1))
+    return ends if by == "step" else np.arange(1, count + 1)
 
 
 def _to_unit_range(images: torch.Tensor) -> torch.Tensor:

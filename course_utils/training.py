@@ -284,6 +284,7 @@ def record_epoch(history: History, totals: EpochTotals, validation: "Evaluation 
     history.val_acc.append(validation.accuracy if validation is not None else math.nan)
     history.epoch_seconds.append(totals.seconds)
     history.images_per_s.append(seen / totals.seconds)
+    history.epoch_end_steps.append(len(history.step_loss))
     history.meta["wall_seconds"] = history.meta.get("wall_seconds", 0.0) + totals.seconds
 
 

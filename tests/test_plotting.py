@@ -388,3 +388,28 @@ def test_plot_accuracy_vs_budget_draws_seed_means_with_their_spread():
     np.testing.assert_allclose([[float(s[0][1]), float(s[1][1])] for s in segments], [[79.0, 81.0], [86.0, 88.0]])
     assert "82.0% (1 seed)" in [t.get_text() for t in ax.texts]
     assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["5", "15"]
+
+
+def test_epochs_of_a_time_limited_run_are_drawn_where_they_ended():
+    # 3 epochs: 10, 10 and 3 steps (the time limit struck early in the third).
+    history = make_history()
+    history.step_loss, history.step_lr = [2.0] * 23, [0.1] * 23
+    history.epoch_end_steps = [10, 20, 23]
+    np.testing.assert_array_equal(plotting._x_values(history, "val_acc", "step", 3), [10, 20, 23])
+    by_epoch = plotting._x_values(history, "step_loss", "epoch", 23)
+    assert by_epoch[9] == 1.0 and by_epoch[19] == 2.0 and by_epoch[-1] == 3.0 and by_epoch[21] == pytest.approx(2 + 2 / 3)
+
+
+def test_a_record_from_before_epoch_end_steps_is_read_from_what_each_epoch_trained():
+    from pathlib import Path
+
+    from course_utils import experiments
+
+    folder = Path(__file__).resolve().parent.parent / "data" / "results" / "laptop-resnet9" / "seed-0"
+    history = next(iter(experiments.load_runs(folder, "laptop").values()))
+    assert history.meta.get("stop_reason") == "time_limit" and not history.epoch_end_steps  # an older record
+    full_epoch = -(-history.config["train_images"] // history.config["batch_size"])
+    ends = history.epoch_ends()
+    assert ends[-1] == len(history.step_loss)
+    assert list(np.diff(ends[:-1])) == [full_epoch] * (len(ends) - 2) and ends[0] == full_epoch
+    assert ends[-1] - ends[-2] < full_epoch  # the last epoch, cut by the time limit, is the short one
