@@ -13,6 +13,8 @@ import os
 import pickle
 import random
 import tempfile
+import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,10 +56,11 @@ def save_checkpoint(
     file. ``meta`` keywords (e.g. ``epoch=3``) are stored as plain data (``training.plain_data``:
     a NumPy number becomes a number, a ``Path`` a string), so the file always loads again safely.
     """
-    path = Path(path)
+    path = checkpoint_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in path.parent.glob(f".{path.name}.*.tmp"):  # from a save that was killed mid-way
-        leftover.unlink(missing_ok=True)
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        if _abandoned(leftover, path.name):  # from a save that was killed mid-way, not one under way
+            leftover.unlink(missing_ok=True)
     weights = _unwrap(model).state_dict()
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -70,7 +73,8 @@ def save_checkpoint(
         "rng": _rng_states(),
         "meta": plain_data(meta),
     }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The temporary file is named after this process, so that a save elsewhere can tell it is alive.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             torch.save(state, file)
@@ -81,6 +85,51 @@ def save_checkpoint(
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def checkpoint_target(path: str | os.PathLike) -> Path:
+    """The file a checkpoint saved to ``path`` goes to, or an error before anything is trained or written.
+
+    ``~`` is expanded, and a symbolic link is followed (its target gets the checkpoint; the link stays a
+    link). An existing file that is not a PyTorch checkpoint (a run record, notes) is never overwritten.
+    """
+    path = Path(path).expanduser()
+    if path.is_symlink():
+        path = path.resolve()
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name for the checkpoint, e.g. {path / 'model.pt'}")
+    if path.exists() and not _is_torch_file(path):
+        raise FileExistsError(f"{path} exists and is not a checkpoint: refusing to overwrite it. Choose another "
+                              f"file name for the checkpoint, or move that file away first.")
+    return path
+
+
+def _is_torch_file(path: Path) -> bool:
+    """True for a file ``torch.save`` wrote (a zip archive holding a data.pkl), or an empty file."""
+    if path.stat().st_size == 0:
+        return True
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("data.pkl") for name in archive.namelist())
+
+
+def _abandoned(temporary: Path, name: str, old_seconds: float = 600) -> bool:
+    """Whether a leftover temporary file of a save can go: its process is gone (or, for a name
+    without a process id, it is older than ``old_seconds``)."""
+    owner = temporary.name[len(f".{name}."):].split(".")[0]
+    if owner.isdigit():
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, another user's
+        return False  # alive: its save is under way
+    try:
+        return time.time() - temporary.stat().st_mtime > old_seconds
+    except FileNotFoundError:
+        return False
 
 
 def load_checkpoint(
@@ -96,7 +145,8 @@ def load_checkpoint(
 
     Every key must match in name and shape, otherwise ``CheckpointError`` lists the missing,
     unexpected and wrong-shape keys and nothing is loaded. A ``module.`` prefix left by
-    DataParallel / DistributedDataParallel is removed. Optimiser, scheduler and random number
+    DataParallel / DistributedDataParallel (or ``_orig_mod.`` by torch.compile) is matched to the
+    model's own names, which may have one too (``torch.optim.swa_utils.AveragedModel``). Optimiser, scheduler and random number
     generator states are restored when given / available, so training can resume exactly.
     """
     path = Path(path)
@@ -122,7 +172,7 @@ def load_checkpoint(
     if is_ours and state.get("weights_sha256") not in (None, weights_checksum(weights)):
         raise CheckpointError(f"{path} is damaged: its weights do not match the checksum stored when it was "
                               f"saved (a corrupted copy or disk?). Nothing was loaded; copy the file again.")
-    weights = {_strip_module_prefix(key): value for key, value in weights.items()}
+    weights = _match_keys(weights, _unwrap(model).state_dict().keys())
     if is_ours and optimizer is not None and state["optimizer_state"] is not None:
         _check_optimizer_fits(optimizer, state["optimizer_state"], path)  # before any weight changes
     if is_ours and scheduler is not None and state["scheduler_state"] is not None:
@@ -206,6 +256,16 @@ def _check_scheduler_fits(scheduler, saved: dict, path: Path) -> None:
             + (f"it lacks {', '.join(missing)}" if missing else "")
             + ("; " if missing and extra else "") + (f"it has {', '.join(extra)} besides" if extra else "")
             + ". Was it saved with another scheduler? Nothing was loaded; pass scheduler=None to skip it.")
+
+
+def _match_keys(weights: dict, model_keys) -> dict:
+    """The file's keys named as the model names them where they differ only by a wrapper's prefix:
+    a DistributedDataParallel file into a plain model, a plain file into an ``AveragedModel`` (whose
+    own keys start with ``module.``). A key the model has as it is stays as it is."""
+    model_keys = set(model_keys)
+    by_plain_name = {_strip_module_prefix(key): key for key in model_keys}
+    return {key if key in model_keys else by_plain_name.get(_strip_module_prefix(key), key): value
+            for key, value in weights.items()}
 
 
 def _strip_module_prefix(key: str) -> str:

@@ -447,7 +447,8 @@ def image_folder_dataset(path: str | os.PathLike, image_size: int = 32,
     images, labels, paths = [], [], []
     for folder in folders:
         for file in sorted(p for p in folder.iterdir() if not _hidden(p)):
-            if file.is_dir() or file.suffix.lower() not in IMAGE_SUFFIXES:
+            # Only regular files: a FIFO or device named like an image would block the read forever.
+            if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 unused.append(file)
                 continue
             images.append(torch.from_numpy(_read_rgb(file, image_size)).permute(2, 0, 1))

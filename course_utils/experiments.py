@@ -12,6 +12,7 @@ seeds, is in benchmarks/README.md.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -437,37 +438,39 @@ def run_experiment(
     specs = _select_runs(experiment, run_specs(experiment, settings), only)
     paths = _record_paths(experiment, specs, out_dir, save_models, overwrite)
     is_main = is_main_process()  # under torchrun, only process 0 prints and writes records
-    device = torch.device(device) if device is not None else pick_device(verbose=is_main)
-    data = (data if data is not None else load_cifar10()).subset(settings.train_size, settings.test_size, seed)
-    estimates = estimate_epoch_seconds(experiment, settings, device=device, data=data, seed=seed, specs=specs)
-    choice = _budget_choice(time_budget_minutes(budget_minutes), estimates, settings.epochs)
-    if choice is not None:
-        settings = replace(settings, epochs=choice["epochs"])
-    if is_main:
-        _print_plan(experiment, mode, settings, estimates, device, choice)
-    runs = {}
-    for spec in specs:
+    # Claim the record files first: a second run started into the same folder stops here, before it trains.
+    with _claimed(paths.values() if is_main else ()):
+        device = torch.device(device) if device is not None else pick_device(verbose=is_main)
+        data = (data if data is not None else load_cifar10()).subset(settings.train_size, settings.test_size, seed)
+        estimates = estimate_epoch_seconds(experiment, settings, device=device, data=data, seed=seed, specs=specs)
+        choice = _budget_choice(time_budget_minutes(budget_minutes), estimates, settings.epochs)
+        if choice is not None:
+            settings = replace(settings, epochs=choice["epochs"])
         if is_main:
-            print(f"--- {spec.label} ---")
-        model = build_model_for(spec, settings, seed)
-        history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
-        if history.interrupted:  # Ctrl-C stops the whole experiment: no next run, no record of this one
+            _print_plan(experiment, mode, settings, estimates, device, choice)
+        runs = {}
+        for spec in specs:
             if is_main:
-                print(f"Interrupted during {spec.label}: {experiment} stopped; the records of its "
-                      f"{len(runs)} complete run(s) are kept" + (f" in {out_dir}" if out_dir else "") + ".")
-            raise KeyboardInterrupt
-        if keep_models is not None:
-            keep_models[spec.label] = model
-        history.meta["mode"] = mode
-        history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {},
-                              estimated_epoch_seconds=round(estimates[spec.label], 3), time_budget_choice=choice)
-        if spec.label in paths and is_main:
-            history.save_json(paths[spec.label])
-            if save_models:
-                save_checkpoint(paths[spec.label].with_suffix(".pt"), model, history=history,
-                                epoch=history.epochs_done)
-        runs[spec.label] = history
-    return runs
+                print(f"--- {spec.label} ---")
+            model = build_model_for(spec, settings, seed)
+            history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
+            if history.interrupted:  # Ctrl-C stops the whole experiment: no next run, no record of this one
+                if is_main:
+                    print(f"Interrupted during {spec.label}: {experiment} stopped; the records of its "
+                          f"{len(runs)} complete run(s) are kept" + (f" in {out_dir}" if out_dir else "") + ".")
+                raise KeyboardInterrupt
+            if keep_models is not None:
+                keep_models[spec.label] = model
+            history.meta["mode"] = mode
+            history.config.update(experiment=experiment, run=spec.label, command=command, overrides=overrides or {},
+                                  estimated_epoch_seconds=round(estimates[spec.label], 3), time_budget_choice=choice)
+            if spec.label in paths and is_main:
+                history.save_json(paths[spec.label])
+                if save_models:
+                    save_checkpoint(paths[spec.label].with_suffix(".pt"), model, history=history,
+                                    epoch=history.epochs_done)
+            runs[spec.label] = history
+        return runs
 
 
 def checked_overrides(overrides: dict | None) -> dict:
@@ -506,6 +509,31 @@ def _record_paths(experiment: str, specs: list[RunSpec], out_dir, save_models: b
         raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
                               f"output folder, or pass overwrite=True (--overwrite) to replace them")
     return paths
+
+
+@contextlib.contextmanager
+def _claimed(paths):
+    """Hold a lock file beside each record path (``.NAME.lock``, created only if absent) while the runs
+    train, so that two runs started at once into one folder cannot both pass the check for existing
+    records and then replace each other's."""
+    locks = []
+    try:
+        for path in paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = path.with_name(f".{path.name}.lock")
+            try:
+                descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                raise FileExistsError(f"another run is writing {path} (it holds {lock}): wait for it to finish, "
+                                      f"choose another output folder, or delete {lock} if no run is "
+                                      f"writing there any more") from None
+            os.write(descriptor, f"{os.getpid()}\n".encode())
+            os.close(descriptor)
+            locks.append(lock)
+        yield
+    finally:
+        for lock in locks:
+            lock.unlink(missing_ok=True)
 
 
 def _budget_choice(budget: float | None, estimates: dict[str, float], mode_epochs: int) -> dict | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,9 +154,17 @@ class History:
         ``load_json`` reads back as numbers."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(_name_non_finite(self.to_dict()), indent=1, allow_nan=False))
-        os.replace(temporary, path)
+        text = json.dumps(_name_non_finite(self.to_dict()), indent=1, allow_nan=False)
+        # A temporary file of this save's own (two saves at once must not write into one file).
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+            os.chmod(temporary, 0o644)  # mkstemp makes it private; a record is for everyone to read
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

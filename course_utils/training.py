@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.checkpoint import save_checkpoint
+from course_utils.checkpoint import checkpoint_target, save_checkpoint
 from course_utils.data import EpochLoader, Loader, TensorLoader
 from course_utils.devices import PLAIN, Speed, autocast, describe_device, model_device
 from course_utils.distributed import global_mean, global_sum, is_distributed, is_main_process, wrap_model
-from course_utils.history import History
+from course_utils.history import History, plain_data
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -194,9 +194,14 @@ def fit(
     speed = speed if speed is not None else Speed()
     step = _prepare_step(model, optimizer, loss_fn, device, speed, sync_batchnorm,
                          scheduler if scheduler_interval == "step" else None)
+    run_config = _run_config(model, train_loader, optimizer, scheduler, epochs, step, speed, flip_tta, config)
+    if history is not None:
+        _check_continuation(history, run_config)
+        if history.interrupted:  # continued now: it no longer ends where Ctrl-C stopped it
+            del history.meta["stop_reason"]
+            history.meta.pop("stopped", None)
     history = history if history is not None else History()
-    history.config.update(_run_config(model, train_loader, optimizer, scheduler, epochs, step, speed, flip_tta,
-                                      config))
+    history.config.update(run_config)
     history.meta.update(_run_meta(device))
     budget = TimeBudget(time_limit) if isinstance(time_limit, (int, float)) else time_limit
     losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), is_distributed())
@@ -210,6 +215,10 @@ def fit(
             steps_before_epoch = len(history.step_loss)
             totals = train_one_epoch(step, train_loader, epoch, history=history, losses=losses, bar=bar,
                                      budget=budget, seconds_before=training_seconds)
+            if totals.seen == 0:  # nothing trained: an epoch of loss 0 and accuracy 0 must not be recorded
+                raise ValueError(f"the training loader yielded no batches in epoch {epoch + 1}: an iterator or a "
+                                 f"generator runs out after one pass. Pass something that can be iterated again "
+                                 f"each epoch (a list, a DataLoader, a TensorLoader).")
             if scheduler is not None and scheduler_interval == "epoch":
                 scheduler.step()
             training_seconds += totals.seconds
@@ -482,6 +491,24 @@ def check_folder_writable(folder: Path, what: str) -> None:
         raise ValueError(f"cannot write {what}: {existing} is not writable; choose another folder")
 
 
+# What must agree between a History and the run that continues it: one record, one run.
+CONTINUATION_KEYS = ("model", "batch_size", "train_images", "experiment", "run")
+
+
+def _check_continuation(history: History, run_config: dict) -> None:
+    """Refuse to continue a History that this run cannot continue as whole epochs of the same run."""
+    if history.meta.get("stop_reason") == "time_limit":
+        raise ValueError(f"this History was stopped by its time limit in the middle of epoch {history.epochs_done} "
+                         f"({history.meta.get('stopped', '')}): fit continues whole epochs only. Start a new run, "
+                         f"or give the first run a longer time_limit.")
+    differ = [key for key in CONTINUATION_KEYS  # compared as stored: a record read back has lists, not tuples
+              if key in history.config and key in run_config and plain_data(history.config[key]) != plain_data(run_config[key])]
+    if differ and history.epochs_done:
+        details = "; ".join(f"{key}: {history.config[key]!r} in the History, {run_config[key]!r} now" for key in differ)
+        raise ValueError(f"this History is the record of another run ({details}). Continue it with the model, "
+                         f"loader and settings it was trained with, or start a new History.")
+
+
 def _check_fit_inputs(train_loader: Loader, scheduler_interval: str, checkpoint_path) -> None:
     """Fail before any training on what would otherwise fail later (or silently)."""
     if scheduler_interval not in ("epoch", "step"):
@@ -490,9 +517,7 @@ def _check_fit_inputs(train_loader: Loader, scheduler_interval: str, checkpoint_
         raise ValueError("the training loader yields no batches (no images, or fewer than one batch with "
                          "drop_last=True): check the data set and the batch size")
     if checkpoint_path is not None:
-        path = Path(checkpoint_path)
-        if path.is_dir():
-            raise ValueError(f"checkpoint_path {path} is a folder; give a file name, e.g. {path / 'model.pt'}")
+        path = checkpoint_target(checkpoint_path)  # a folder, or a file that is not a checkpoint: refused now
         check_folder_writable(path.parent, f"the checkpoint {path}")
 
 

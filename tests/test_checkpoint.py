@@ -174,11 +174,51 @@ def test_an_optimiser_state_that_does_not_fit_changes_no_weights(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))
 
 
-def test_leftovers_of_an_interrupted_save_are_cleaned_up_by_the_next(tmp_path):
-    leftover = tmp_path / ".model.pt.abc123.tmp"
-    leftover.write_bytes(b"half a checkpoint")
+def test_leftovers_of_an_interrupted_save_are_cleaned_up_but_a_save_under_way_is_not(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # a process that has ended: its temporary file is a leftover
+    dead = tmp_path / f".model.pt.{finished.pid}.abc123.tmp"
+    old = tmp_path / ".model.pt.abc123.tmp"  # named the earlier way, without a process id, an hour old
+    live = tmp_path / f".model.pt.{os.getppid()}.def456.tmp"  # another process's save, still running
+    for leftover in (dead, old, live):
+        leftover.write_bytes(b"half a checkpoint")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
     save_checkpoint(tmp_path / "model.pt", small_model())
-    assert not leftover.exists() and (tmp_path / "model.pt").exists()
+    assert not dead.exists() and not old.exists() and (tmp_path / "model.pt").exists()
+    assert live.exists()
+
+
+def test_a_file_that_is_not_a_checkpoint_is_never_overwritten(tmp_path, tiny):
+    from course_utils.data import TensorLoader
+    from course_utils.training import fit
+
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "results"}')
+    with pytest.raises(FileExistsError, match="is not a checkpoint: refusing to overwrite it"):
+        save_checkpoint(notes, small_model())
+    model = small_model()
+    loader = TensorLoader(tiny.train_images[:64], tiny.train_labels[:64], batch_size=64)
+    with pytest.raises(FileExistsError, match="not a checkpoint"):  # before any training
+        fit(model, loader, epochs=1, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), checkpoint_path=notes,
+            progress=False)
+    assert notes.read_text() == '{"my": "results"}'
+    save_checkpoint(tmp_path / "model.pt", small_model())
+    save_checkpoint(tmp_path / "model.pt", small_model())  # a checkpoint is replaced, as before
+
+
+def test_a_checkpoint_saved_through_a_link_or_with_a_tilde_lands_where_it_points(tmp_path, monkeypatch):
+    target = tmp_path / "real" / "model.pt"
+    save_checkpoint(target, small_model())
+    link = tmp_path / "latest.pt"
+    link.symlink_to(target)
+    save_checkpoint(link, small_model(width=8))
+    assert link.is_symlink() and load_checkpoint(link, small_model(width=8))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert save_checkpoint("~/home.pt", small_model()) == tmp_path / "home.pt"
 
 
 def test_a_flipped_bit_in_the_weights_is_detected(tmp_path):
@@ -203,3 +243,17 @@ def test_a_scheduler_state_of_another_kind_is_refused_before_any_weight_changes(
     with pytest.raises(CheckpointError, match="does not fit this CosineAnnealingLR"):
         load_checkpoint(path, other, other_optimizer, cosine)
     assert all(torch.equal(a, b) for a, b in zip(before, other.parameters()))
+
+
+def test_a_model_whose_own_keys_start_with_module_loads_its_checkpoint(tmp_path):
+    # torch.optim.swa_utils.AveragedModel (SWA, EMA) keeps the network in .module.
+    from torch.optim.swa_utils import AveragedModel
+
+    averaged = AveragedModel(small_model())
+    path = save_checkpoint(tmp_path / "averaged.pt", averaged)
+    again = AveragedModel(small_model(seed=1))
+    load_checkpoint(path, again)
+    assert all(torch.equal(a, b) for a, b in zip(averaged.state_dict().values(), again.state_dict().values()))
+    plain = save_checkpoint(tmp_path / "plain.pt", small_model())  # a plain network's file into an AveragedModel
+    with pytest.raises(CheckpointError, match="n_averaged"):
+        load_checkpoint(plain, AveragedModel(small_model()))  # its own counter is missing, and said so

@@ -299,3 +299,14 @@ def test_data_stays_out_of_an_installed_package(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert data.default_data_dir(site_packages) == tmp_path / "home" / ".cache" / "resnet-course"
     assert data.REPO_DATA_DIR == data.default_data_dir(data.Path(data.__file__).resolve().parent.parent)
+
+
+def test_a_fifo_named_like_an_image_is_left_out_not_read_forever(tmp_path, cifar):
+    import os
+
+    (tmp_path / "cat").mkdir()
+    Image.fromarray(cifar.test_images[3000].permute(1, 2, 0).numpy()).save(tmp_path / "cat" / "a.png")
+    os.mkfifo(tmp_path / "cat" / "pipe.png")  # opening it would wait for a writer that never comes
+    with pytest.warns(UserWarning, match="1 file\\(s\\) or folder\\(s\\) not read .*pipe.png"):
+        folder = image_folder_dataset(tmp_path, image_size=32)
+    assert len(folder) == 1

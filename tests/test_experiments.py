@@ -247,3 +247,17 @@ def test_load_runs_keeps_every_record_when_experiments_share_a_run_label(tmp_pat
     copy.save_json(tmp_path / "fast__resnet18-copy.json")  # a second record of the same run
     with pytest.raises(ValueError, match="both records of the run 'resnet18'"):
         experiments.load_runs(tmp_path, "fast")
+
+
+def test_a_second_run_into_the_same_folder_stops_before_training_while_the_first_writes(tmp_path, monkeypatch,
+                                                                                     cifar):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    lock = tmp_path / ".degradation__plain-20.json.lock"  # what a run under way holds
+    lock.write_text("12345\n")
+    with pytest.raises(FileExistsError, match="another run is writing .*degradation__plain-20.json"):
+        experiments.run_experiment("degradation", data=cifar, out_dir=tmp_path, only=["plain-20"], progress=False)
+    assert not list(tmp_path.glob("*.json"))
+    lock.unlink()
+    experiments.run_experiment("degradation", data=cifar, out_dir=tmp_path, only=["plain-20"], progress=False)
+    assert (tmp_path / "degradation__plain-20.json").exists() and not list(tmp_path.glob(".*.lock"))
+    assert not list(tmp_path.glob(".*.tmp"))  # the record's temporary file was its own, and is gone

@@ -362,3 +362,41 @@ def test_a_run_stopped_by_its_time_limit_closes_its_bar_at_the_steps_done_and_sa
     bar = bars[0]
     assert bar.n == bar.total == 1  # a finished bar of the one step taken, not "8%" of twelve
     assert "Stopped by the time limit of 1e-09 s after 1 steps, during epoch 1 of 3." in capsys.readouterr().out
+
+
+def test_a_loader_that_runs_out_after_one_pass_is_an_error_not_empty_epochs(tiny):
+    model = small_model()
+    batches = iter(list(loaders(tiny)[0]))  # an iterator: one pass only, and no len()
+    with pytest.raises(ValueError, match="yielded no batches in epoch 2"):
+        fit(model, batches, epochs=3, optimizer=sgd(model), progress=False)
+
+
+def test_a_time_limited_history_cannot_be_continued_as_if_its_last_epoch_were_whole(tiny):
+    model = small_model()
+    train, _ = loaders(tiny, batch_size=16)
+    stopped = fit(model, train, epochs=3, optimizer=sgd(model), progress=False, time_limit=1e-9)
+    assert stopped.meta["stop_reason"] == "time_limit" and len(stopped.step_loss) < len(train)
+    with pytest.raises(ValueError, match="stopped by its time limit in the middle of epoch 1"):
+        fit(model, train, epochs=3, optimizer=sgd(model), history=stopped, progress=False)
+
+
+def test_the_history_of_another_run_is_refused(tiny):
+    first = small_model()
+    train, _ = loaders(tiny)
+    history = fit(first, train, epochs=1, optimizer=sgd(first), progress=False)
+    other = cifar_resnet(20)
+    with pytest.raises(ValueError, match="record of another run .*model"):
+        fit(other, train, epochs=2, optimizer=sgd(other), history=history, progress=False)
+    with pytest.raises(ValueError, match="batch_size: 64 in the History, 32 now"):
+        fit(first, loaders(tiny, batch_size=32)[0], epochs=2, optimizer=sgd(first), history=history, progress=False)
+    fit(first, train, epochs=2, optimizer=sgd(first), history=history, progress=False)  # the same run goes on
+    assert history.epochs_done == 2
+
+
+def test_a_resumed_interrupted_history_that_finishes_is_no_longer_interrupted(tiny):
+    model = small_model()
+    train, _ = loaders(tiny)
+    history = fit(model, train, epochs=1, optimizer=sgd(model), progress=False)
+    history.stop("interrupted", "interrupted (Ctrl-C) after 1 complete epoch(s)")
+    fit(model, train, epochs=2, optimizer=sgd(model), history=history, progress=False)
+    assert history.epochs_done == 2 and not history.interrupted and "stopped" not in history.meta
