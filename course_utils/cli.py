@@ -18,6 +18,7 @@ from course_utils.distributed import (is_distributed, is_main_process, launched_
 from course_utils.estimates import format_minutes
 from course_utils.experiments import EXPERIMENTS, get_settings, run_experiment, t4_experiment_seconds
 from course_utils.modes import MODES, current_mode, format_settings
+from course_utils.training import TrainingDiverged
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -28,11 +29,35 @@ def parse_overrides(pairs: list[str]) -> dict:
         key, separator, value = pair.partition("=")
         if not separator or not key:
             raise ValueError(f"settings are given as KEY=VALUE (e.g. epochs=4), got {pair!r}")
+        if key in overrides:
+            raise ValueError(f"{key} is set twice ({key}={overrides[key]!r} and {pair!r}); give each setting once")
         try:
             overrides[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             overrides[key] = value
     return overrides
+
+
+def seed_number(text: str) -> int:
+    """``--seed``: a whole number that every random generator accepts (NumPy's: below 2**32)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"{seed} is outside 0 to 2**32 - 1 = {2**32 - 1}")
+    return seed
+
+
+def minutes(text: str) -> float:
+    """``--budget``: a number of minutes above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of minutes above 0")
+    return value
 
 
 def list_experiments() -> None:
@@ -63,16 +88,18 @@ def main(argv: list[str] | None = None) -> int:
                      help="run mode (default: $COURSE_MODE, else full with CUDA and quick without)")
     run.add_argument("--out", default=None,
                      help="folder for the run records (default: data/runs/EXPERIMENT-MODE)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--only", nargs="+", metavar="LABEL", help="run only these runs (labels as in `list`)")
+    run.add_argument("--seed", type=seed_number, default=0)
+    # action="extend": a second --only or --set adds to the first instead of replacing it unannounced.
+    run.add_argument("--only", nargs="+", action="extend", metavar="LABEL",
+                     help="run only these runs (labels as in `list`)")
     run.add_argument("--overwrite", action="store_true", help="replace existing run records")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     run.add_argument("--save-models", action="store_true",
                      help="also write each trained model as a checkpoint beside its record")
-    run.add_argument("--budget", type=float, default=None, metavar="MINUTES",
+    run.add_argument("--budget", type=minutes, default=None, metavar="MINUTES",
                      help="choose the epochs so that all runs fit MINUTES by the printed estimate "
                           "(default: $COURSE_TIME_BUDGET, else the mode's epochs)")
-    run.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+    run.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
                           "(stored in each record's config['overrides'])")
     args = parser.parse_args(argv)
@@ -94,7 +121,7 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         mode = current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
-        out_dir = Path(args.out) if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
+        out_dir = Path(args.out).expanduser() if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
         runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
                               overwrite=args.overwrite, progress=not args.no_progress, command=command,
                               overrides=parse_overrides(args.overrides), save_models=args.save_models,
@@ -104,6 +131,9 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130  # the shell's code for Ctrl-C; run_experiment said what was kept
+    except TrainingDiverged as error:  # a fact about the run, not a bug to show a traceback for
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if not is_main_process():
         return 0
     for label, history in runs.items():

@@ -261,3 +261,45 @@ def test_a_second_run_into_the_same_folder_stops_before_training_while_the_first
     experiments.run_experiment("degradation", data=cifar, out_dir=tmp_path, only=["plain-20"], progress=False)
     assert (tmp_path / "degradation__plain-20.json").exists() and not list(tmp_path.glob(".*.lock"))
     assert not list(tmp_path.glob(".*.tmp"))  # the record's temporary file was its own, and is gone
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--seed", "2**70"], "not a whole number"), (["--seed", str(2**70)], "outside 0 to 2**32 - 1"),
+    (["--seed", "-1"], "outside 0"), (["--budget", "inf"], "above 0"), (["--budget", "nan"], "above 0"),
+    (["--budget", "-5"], "above 0"), (["--budget", "soon"], "not a number of minutes"),
+])
+def test_the_command_line_refuses_a_wrong_seed_or_budget_before_anything_runs(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "degradation", *arguments])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_second_set_or_only_adds_to_the_first_and_a_setting_given_twice_is_refused(tmp_path, monkeypatch,
+                                                                                   capsys):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    out = tmp_path / "runs"
+    assert cli.main(["run", "degradation", "--out", str(out), "--no-progress", "--only", "plain-20",
+                     "--only", "resnet-20", "--set", "epochs=1", "--set", "test_size=100"]) == 0
+    assert sorted(path.name for path in out.glob("*.json")) == ["degradation__plain-20.json",
+                                                                "degradation__resnet-20.json"]
+    record = History.load_json(out / "degradation__resnet-20.json")
+    assert record.config["overrides"] == {"epochs": 1, "test_size": 100}
+    capsys.readouterr()
+    assert cli.main(["run", "degradation", "--out", str(tmp_path / "twice"), "--set", "epochs=1",
+                     "--set", "epochs=2"]) == 2
+    assert "epochs is set twice" in capsys.readouterr().err
+
+
+def test_a_diverging_run_ends_the_command_with_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    code = cli.main(["run", "degradation", "--out", str(tmp_path), "--no-progress", "--only", "plain-20",
+                     "--set", "lr=1e30"])
+    error = capsys.readouterr().err
+    assert code == 1 and error.startswith("error: ") and "Traceback" not in error, error
+
+
+def test_a_tilde_in_out_is_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_MODE", "smoke")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cli.main(["run", "degradation", "--out", "~/runs", "--no-progress", "--only", "plain-20"]) == 0
+    assert (tmp_path / "runs" / "degradation__plain-20.json").exists() and not Path("~").exists()
