@@ -124,7 +124,7 @@ def _abandoned(temporary: Path, name: str, old_seconds: float = 600) -> bool:
         except ProcessLookupError:
             return True
         except PermissionError:
-            return False  # alive, another user's
+            pass  # alive, another user's
         return False  # alive: its save is under way
     try:
         return time.time() - temporary.stat().st_mtime > old_seconds
@@ -146,8 +146,9 @@ def load_checkpoint(
     Every key must match in name and shape, otherwise ``CheckpointError`` lists the missing,
     unexpected and wrong-shape keys and nothing is loaded. A ``module.`` prefix left by
     DataParallel / DistributedDataParallel (or ``_orig_mod.`` by torch.compile) is matched to the
-    model's own names, which may have one too (``torch.optim.swa_utils.AveragedModel``). Optimiser, scheduler and random number
-    generator states are restored when given / available, so training can resume exactly.
+    model's own names, which may have one too (``torch.optim.swa_utils.AveragedModel``). Optimiser,
+    scheduler and random number generator states are restored when given / available, so training
+    can resume exactly.
     """
     path = Path(path)
     if not path.is_file():

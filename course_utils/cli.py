@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
 import sys
 from pathlib import Path
@@ -38,26 +39,25 @@ def parse_overrides(pairs: list[str]) -> dict:
     return overrides
 
 
-def seed_number(text: str) -> int:
-    """``--seed``: a whole number that every random generator accepts (NumPy's: below 2**32)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= seed < 2**32:
-        raise argparse.ArgumentTypeError(f"{seed} is outside 0 to 2**32 - 1 = {2**32 - 1}")
-    return seed
+def _argument(convert, accepted, kind: str, refusal: str):
+    """An argparse type: ``convert`` the text, then refuse it with ``refusal`` unless ``accepted``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
+        if not accepted(value):
+            raise argparse.ArgumentTypeError(refusal.format(value))
+        return value
+    return parse
 
 
-def minutes(text: str) -> float:
-    """``--budget``: a number of minutes above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} is not a number of minutes above 0")
-    return value
+# --seed: a whole number every random generator accepts (NumPy's: below 2**32).
+seed_number = _argument(int, lambda seed: 0 <= seed < 2**32, "a whole number",
+                        f"{{}} is outside 0 to 2**32 - 1 = {2**32 - 1}")
+# --budget: minutes above 0 (inf and nan are refused too).
+minutes = _argument(float, lambda value: 0 < value < math.inf, "a number of minutes",
+                    "{} is not a number of minutes above 0")
 
 
 def list_experiments() -> None:

@@ -90,7 +90,8 @@ class History:
         batch = self.config.get("batch_size")
         if batch:
             batch *= self.config.get("world_size", 1)
-            steps = [math.ceil(round(rate * seconds) / batch) for rate, seconds in zip(self.images_per_s, self.epoch_seconds)]
+            steps = [math.ceil(round(rate * seconds) / batch)  # the batches of the images each epoch trained
+                     for rate, seconds in zip(self.images_per_s, self.epoch_seconds)]
             ends = np.cumsum(steps, dtype=float)
             if len(ends) and abs(ends[-1] - total) <= len(ends):  # agrees with the steps recorded (rounding aside)
                 return np.minimum(ends, total)

@@ -285,7 +285,8 @@ class RunComparison:
     def picture(self) -> dict:
         """The current view as Jupyter stores it: ``image/png`` of the figure and a plain-text line."""
         if self.figure is None:
-            return {"text/plain": "No run selected. Select runs above (or add some to the dict and press 'Refresh runs')."}
+            return {"text/plain": "No run selected. Select runs above (or add some to the dict and press "
+                                  "'Refresh runs')."}
         png = io.BytesIO()
         self.figure.savefig(png, format="png", bbox_inches="tight")
         return {"image/png": base64.b64encode(png.getvalue()).decode("ascii"),

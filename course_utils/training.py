@@ -501,8 +501,9 @@ def _check_continuation(history: History, run_config: dict) -> None:
         raise ValueError(f"this History was stopped by its time limit in the middle of epoch {history.epochs_done} "
                          f"({history.meta.get('stopped', '')}): fit continues whole epochs only. Start a new run, "
                          f"or give the first run a longer time_limit.")
-    differ = [key for key in CONTINUATION_KEYS  # compared as stored: a record read back has lists, not tuples
-              if key in history.config and key in run_config and plain_data(history.config[key]) != plain_data(run_config[key])]
+    # Compared as stored: a record read back from a file has lists where the model's arch has tuples.
+    differ = [key for key in CONTINUATION_KEYS if key in history.config and key in run_config
+              and plain_data(history.config[key]) != plain_data(run_config[key])]
     if differ and history.epochs_done:
         details = "; ".join(f"{key}: {history.config[key]!r} in the History, {run_config[key]!r} now" for key in differ)
         raise ValueError(f"this History is the record of another run ({details}). Continue it with the model, "

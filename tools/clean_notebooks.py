@@ -45,6 +45,16 @@ def write(path: Path, notebook: dict) -> None:
     path.write_text(json.dumps(notebook, sort_keys=True, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def cell_text(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def set_text(cell: dict, text: str) -> None:
+    """Store ``text`` as Jupyter does: a list of lines, each but the last ending in a newline."""
+    lines = text.split("\n")
+    cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]
+
+
 def widget_models(notebook: dict) -> dict:
     """model id -> saved model ({"model_name": ..., "state": {...}}); empty without saved state."""
     return notebook.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})

@@ -21,6 +21,9 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from clean_notebooks import cell_text, set_text  # noqa: E402  (the one home of notebook files)
+
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_MARKER = "# Set-up: make `course_utils` importable"
 BADGE = '<a href="{url}"><img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>'
@@ -59,15 +62,6 @@ def github_path(repository: str) -> str | None:
     """'OWNER/REPO' for a GitHub URL (https or git@), else None (no Colab link can point elsewhere)."""
     match = re.fullmatch(r"(?:https://github\.com/|git@github\.com:)([\w.-]+/[\w.-]+?)(?:\.git)?/?", repository)
     return match.group(1) if match else None
-
-
-def cell_text(cell: dict) -> str:
-    return "".join(cell["source"])
-
-
-def set_text(cell: dict, text: str) -> None:
-    lines = text.split("\n")
-    cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]
 
 
 def updated_notebook(notebook: dict, name: str, repository: str, branch: str) -> dict:

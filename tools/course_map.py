@@ -13,26 +13,18 @@ needs this command. Running it twice changes nothing the second time.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clean_notebooks import read, write  # noqa: E402  (the one writer of notebook files)
+from clean_notebooks import cell_text, read, set_text, write  # noqa: E402  (the one home of notebook files)
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 CONTENTS = "../README.md#notebooks"
 MAP_START = "[Contents]("  # how a map line begins: the mark this tool recognises as its own
 TAG = "course-map"
-
-
-def cell_text(cell: dict) -> str:
-    return "".join(cell["source"])
-
-
-def set_text(cell: dict, text: str) -> None:
-    lines = text.split("\n")
-    cell["source"] = [line + "\n" for line in lines[:-1]] + [lines[-1]]
 
 
 def title(notebook: dict) -> str:
@@ -45,10 +37,7 @@ def title(notebook: dict) -> str:
 
 def short(full_title: str) -> str:
     """The title up to its first colon or question mark: what fits in a map line."""
-    for mark in (":", "?"):
-        if mark in full_title:
-            full_title = full_title.split(mark)[0] + ("?" if mark == "?" else "")
-    return full_title.strip()
+    return re.match(r"[^:?]*\??", full_title).group(0).strip()
 
 
 def map_line(paths: list[Path], titles: list[str], index: int) -> str:
