@@ -70,19 +70,31 @@ def choose_precision(device: torch.device | str, amp: bool | str | None = None) 
     return "bf16" if major >= 8 else "fp16"
 
 
+# torch.compile's modes. "reduce-overhead" (and "max-autotune") also replay each compiled step as a
+# CUDA graph: one launch for the whole forward (or backward) pass instead of one per kernel, which is
+# what small networks at batch 128 wait for on a fast GPU (benchmarks/README.md, "On a GPU").
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+
+
 @dataclass(frozen=True)
 class Speed:
     """The speed switches of training and evaluation. The defaults choose by the device.
 
     ``amp``: the precision, see ``choose_precision`` (None: by the GPU's capability, fp32 on a CPU).
     ``channels_last``: store images and weights as (N, H, W, C), the layout fast convolution kernels
-    want (None: on with CUDA, off elsewhere). ``compile``: train through ``torch.compile(model)``;
-    its first steps are slow (compiling takes seconds to minutes), so it pays off on long runs only.
+    want (None: on with CUDA, off elsewhere). ``compile``: train through ``torch.compile(model)``
+    (True, or one of ``COMPILE_MODES``, e.g. ``"reduce-overhead"`` for CUDA graphs on a GPU); its
+    first steps are slow (compiling takes seconds to minutes), so it pays off on long runs only.
     """
 
     amp: bool | str | None = None
     channels_last: bool | None = None
-    compile: bool = False
+    compile: bool | str = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
+            raise ValueError(f"compile={self.compile!r}: use True, False or one of {', '.join(COMPILE_MODES)}")
 
     def precision(self, device: torch.device) -> str:
         return choose_precision(device, self.amp)
@@ -92,6 +104,21 @@ class Speed:
 
     def memory_format(self, device: torch.device) -> torch.memory_format:
         return torch.channels_last if self.uses_channels_last(device) else torch.contiguous_format
+
+    @property
+    def compile_mode(self) -> str | None:
+        """torch.compile's mode ("default" for ``compile=True``), or None when not compiling."""
+        return None if self.compile is False else "default" if self.compile is True else self.compile
+
+    def uses_cuda_graphs(self, device: torch.device) -> bool:
+        """Whether the compiled step replays as CUDA graphs (CUDA only; elsewhere the mode just compiles)."""
+        return device.type == "cuda" and self.compile_mode in CUDA_GRAPH_MODES
+
+    def step_path(self, device: torch.device) -> str:
+        """How a training step runs on ``device``, as the run records store it."""
+        if self.compile_mode is None:
+            return "eager"
+        return "compiled, CUDA graphs" if self.uses_cuda_graphs(device) else "compiled"
 
 
 # What a bare measurement or evaluation uses unless told otherwise: the plain model, fp32 and NCHW.

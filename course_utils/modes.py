@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from course_utils.devices import AUTOCAST_DTYPES, Speed
+from course_utils.devices import AUTOCAST_DTYPES, COMPILE_MODES, Speed
 
 MODES = ("smoke", "quick", "full", "paper")
 
@@ -79,7 +79,7 @@ class Settings:
     # speed (devices.Speed)
     amp: bool | str | None = None  # precision (devices.choose_precision); None = by the device
     channels_last: bool | None = None  # NHWC memory layout; None = on with CUDA only
-    compile: bool = False  # torch.compile the model for training
+    compile: bool | str = False  # torch.compile the model for training (True, or a mode: devices.COMPILE_MODES)
 
     @property
     def speed(self) -> Speed:
@@ -164,6 +164,12 @@ def _precision(value):
     return _flag(value)
 
 
+def _compile_choice(value):
+    if isinstance(value, str) and value in COMPILE_MODES:
+        return value
+    return _flag(value)
+
+
 def _optional_flag(value):
     return None if value is None else _flag(value)
 
@@ -192,7 +198,7 @@ SETTING_CHECKS = {
     "val_size": ("a number of test images, at least 1, or None for all", _count(1, none_allowed=True)),
     "amp": (f"true, false, None (automatic) or one of {', '.join(AUTOCAST_DTYPES)}", _precision),
     "channels_last": ("true, false or None (automatic)", _optional_flag),
-    "compile": ("true or false", _flag),
+    "compile": (f"true, false or a torch.compile mode ({', '.join(COMPILE_MODES)})", _compile_choice),
 }
 
 

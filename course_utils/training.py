@@ -85,6 +85,7 @@ class TrainingStep:
     precision: str  # "bf16", "fp16" or "fp32"
     memory_format: torch.memory_format
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # one stepped after every update
+    cuda_graphs: bool = False  # the compiled model replays CUDA graphs (torch.compile "reduce-overhead")
     labels_checked: bool = False
     # fp16's range is small: the scaler multiplies the loss before backward() so that small gradients
     # do not round to zero, and divides them again before the step (skipping a step that overflowed).
@@ -99,6 +100,8 @@ class TrainingStep:
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The logits and the loss of one batch."""
+        if self.cuda_graphs:  # a new step: the graphs may reuse the memory of the last step's outputs
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast(self.device, self.precision):
             logits = self.model(images)
             if not self.labels_checked:  # once: a label the model has no output for is a data error
@@ -258,7 +261,8 @@ def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: 
         images, labels = step.to_device(images, labels)
         logits, loss = step.forward(images, labels)
         history.step_lr.append(step.optimizer.param_groups[0]["lr"])
-        losses.add(loss.detach(), epoch)  # reads (and checks) every few steps, before this update
+        # Kept for a few steps: a CUDA graph's output is overwritten by its next replay, so keep a copy.
+        losses.add(loss.detach().clone() if step.cuda_graphs else loss.detach(), epoch)
         step.update(loss)
         if budget is not None:  # before the scheduler, which may follow the clock
             budget.spent = seconds_before + time.perf_counter() - start
@@ -307,10 +311,11 @@ def _prepare_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: L
         if sync_batchnorm:
             trained = nn.SyncBatchNorm.convert_sync_batchnorm(trained)
         trained = wrap_model(trained, device)  # averages gradients across processes; `model` stays plain
-    if speed.compile:
-        trained = torch.compile(trained)
+    if speed.compile_mode is not None:
+        trained = torch.compile(trained, mode=speed.compile_mode)
     return TrainingStep(trained, optimizer, loss_fn if loss_fn is not None else nn.CrossEntropyLoss(), device,
-                        speed.precision(device), memory_format, scheduler=step_scheduler)
+                        speed.precision(device), memory_format, scheduler=step_scheduler,
+                        cuda_graphs=speed.uses_cuda_graphs(device))
 
 
 def _keep_whole_epochs(history: History, losses: "_StepLosses", epoch: int, steps_before_epoch: int, bar) -> None:
@@ -598,6 +603,7 @@ def _run_config(model, loader, optimizer, scheduler, epochs, step: TrainingStep,
         "precision": step.precision,  # what the step uses, as chosen once by _prepare_step
         "channels_last": step.memory_format == torch.channels_last,
         "compile": speed.compile,
+        "step_path": speed.step_path(step.device),  # eager, compiled, or compiled with CUDA graphs
         "flip_tta": flip_tta,
         **(extra or {}),
     }
