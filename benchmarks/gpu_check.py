@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,13 +38,14 @@ TARGET = 0.94
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data/results/gpu-check", help="folder for speed.json and the run records")
+    parser.add_argument("--out", default=None, help="folder for speed.json and the run records (default: "
+                        "data/results/gpu-check; with --dry-run a new temporary folder)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of notebook 05's experiment (part 3)")
     parser.add_argument("--budget", type=float, default=540, help="seconds the whole check may take")
     parser.add_argument("--dry-run", action="store_true", help="smoke-mode sizes: checks the script, on any device")
     parser.add_argument("--no-compile", action="store_true", help="skip part 5 (torch.compile)")
     args = parser.parse_args(argv)
-    os.environ["COURSE_MODE"] = "smoke" if args.dry_run else "full"
+    mode = "smoke" if args.dry_run else "full"
     started = time.perf_counter()
 
     import torch
@@ -55,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from course_utils.models import count_macs
     from course_utils.training import git_commit, measure_training_speed
 
-    out = Path(args.out)
+    # A dry run checks the script, not the committed records: it writes to a folder of its own.
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="gpu-check-dry-run-")) if args.dry_run \
+        else Path("data/results/gpu-check")
     existing = sorted(str(path) for path in out.glob("*.json")) if out.is_dir() else []
     if existing:
         print(f"error: {out} already holds records ({', '.join(existing)}); choose another --out", file=sys.stderr)
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type != "cuda" and not args.dry_run:
         print("error: no CUDA GPU here; this check is for a GPU (use --dry-run to try it on a CPU)", file=sys.stderr)
         return 2
-    print(f"device: {describe_device(device)}; torch {torch.__version__}; mode {os.environ['COURSE_MODE']}")
+    print(f"device: {describe_device(device)}; torch {torch.__version__}; mode {mode}")
     data = load_cifar10()
     # Dry run: 2 timed steps of batch 8, ResNet18/34/50 at width 8 (16-bit autocast on a CPU is slow).
     steps, warmup, batch, wide = (2, 1, 8, 8) if args.dry_run else (20, 3, SPEED_BATCH, 64)
@@ -133,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
                     model_batch=model_batch)
     save_speed()
 
-    print(f"\n3. notebook 05's experiment (lr-decay) in {os.environ['COURSE_MODE']} mode, {args.epochs} epochs",
+    print(f"\n3. notebook 05's experiment (lr-decay) in {mode} mode, {args.epochs} epochs",
           flush=True)
     if time_left() > 200:
         guarded("part 3", lambda: run_experiment("lr-decay", out_dir=out, data=data, device=device, progress=False,
-                                                 overrides={"epochs": args.epochs}, command=speed["meta"]["command"]))
+                                                 overrides={"epochs": args.epochs}, command=speed["meta"]["command"],
+                                                 mode=mode))
     else:
         speed["skipped"].append("part 3")
         print("  skipped: too little time left")
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n4. the fast recipe, once", flush=True)
     if time_left() > 150:
         runs = guarded("part 4", lambda: run_experiment("fast", out_dir=out, data=data, device=device, progress=False,
-                                                        command=speed["meta"]["command"]))
+                                                        command=speed["meta"]["command"], mode=mode))
         if runs:
             fast = runs["resnet18"]
             reached = fast.seconds_to_accuracy(TARGET)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import argparse
 import ast
 import math
-import os
 import sys
 from pathlib import Path
 
 from course_utils.data import REPO_DATA_DIR
 from course_utils.distributed import (is_distributed, is_main_process, launched_by_torchrun, start_process_group,
                                       stop_process_group)
-from course_utils.estimates import format_minutes
-from course_utils.experiments import EXPERIMENTS, get_settings, run_experiment, t4_experiment_seconds
+from course_utils.estimates import format_minutes, time_budget_minutes
+from course_utils.experiments import (EXPERIMENTS, get_settings, load_runs, planned_runs, record_paths, run_experiment,
+                                      t4_experiment_seconds)
 from course_utils.modes import MODES, current_mode, format_settings
+from course_utils.parallel import Job, run_jobs, summary_line
 from course_utils.training import TrainingDiverged
 
 
@@ -55,6 +56,8 @@ def _argument(convert, accepted, kind: str, refusal: str):
 # --seed: a whole number every random generator accepts (NumPy's: below 2**32).
 seed_number = _argument(int, lambda seed: 0 <= seed < 2**32, "a whole number",
                         f"{{}} is outside 0 to 2**32 - 1 = {2**32 - 1}")
+# --jobs: at least one process.
+job_count = _argument(int, lambda count: count >= 1, "a whole number", "{} is not a number of processes, 1 or more")
 # --budget: minutes above 0 (inf and nan are refused too).
 minutes = _argument(float, lambda value: 0 < value < math.inf, "a number of minutes",
                     "{} is not a number of minutes above 0")
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--budget", type=minutes, default=None, metavar="MINUTES",
                      help="choose the epochs so that all runs fit MINUTES by the printed estimate "
                           "(default: $COURSE_TIME_BUDGET, else the mode's epochs)")
+    run.add_argument("--jobs", type=job_count, default=1, metavar="N",
+                     help="train N runs at once, each in its own process writing its own record (the same "
+                          "records as one after another; on a GPU it hides the per-step launch cost)")
     run.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="change settings of the mode for this run, e.g. --set epochs=4 train_size=None "
                           "(stored in each record's config['overrides'])")
@@ -107,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         list_experiments()
         return 0
-    if args.mode is not None:
-        os.environ["COURSE_MODE"] = args.mode  # so every record states the mode it ran in
     if launched_by_torchrun() and not is_distributed():
         start_process_group()
     code = _run_command(args, argv)  # on an exception, torchrun stops the other processes
@@ -120,12 +124,15 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        mode = current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
+        mode = args.mode or current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
         out_dir = Path(args.out).expanduser() if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
+        overrides = parse_overrides(args.overrides)
+        if args.jobs > 1:
+            return _run_in_parallel(args, mode, out_dir, overrides)
         runs = run_experiment(args.experiment, out_dir=out_dir, seed=args.seed, only=args.only,
                               overwrite=args.overwrite, progress=not args.no_progress, command=command,
-                              overrides=parse_overrides(args.overrides), save_models=args.save_models,
-                              budget_minutes=args.budget)
+                              overrides=overrides, save_models=args.save_models,
+                              budget_minutes=args.budget, mode=mode)
     except (FileExistsError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -136,10 +143,41 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
         return 1
     if not is_main_process():
         return 0
+    _print_results(runs, out_dir)
+    return 0
+
+
+def _print_results(runs: dict, out_dir: Path) -> None:
     for label, history in runs.items():
         final = history.meta.get("final_test")
         tested = f" (all {final['images']:,} test images)" if final else ""
         print(f"{label}: final train error {1 - history.train_acc[-1]:.2%}, "
               f"test error {1 - history.test_acc:.2%}{tested}, {history.meta['wall_seconds']:.0f} s")
     print(f"run records written to {out_dir}")
+
+
+def _run_in_parallel(args: argparse.Namespace, mode: str, out_dir: Path, overrides: dict) -> int:
+    """--jobs N: each run of the experiment in its own ``run --only LABEL`` process, N at a time."""
+    if args.budget is not None or time_budget_minutes() is not None:
+        raise ValueError("--jobs cannot share a time budget between processes (each would measure only its own "
+                         "run); choose the epochs with --set epochs=N, or run without --jobs")
+    if is_distributed() or launched_by_torchrun():
+        raise ValueError("--jobs starts processes of its own; under torchrun, run without it")
+    specs = planned_runs(args.experiment, mode, overrides, args.only)  # every refusal before any process starts
+    record_paths(args.experiment, specs, out_dir, args.save_models, args.overwrite)
+    jobs = [Job(args.experiment, spec.label, out_dir, mode, seed=args.seed, settings=tuple(args.overrides),
+                overwrite=args.overwrite, save_models=args.save_models) for spec in specs]
+    print(f"{args.experiment} in {mode} mode: {len(jobs)} run(s), {min(args.jobs, len(jobs))} at a time, "
+          f"each in its own process; their output is prefixed with the run's label")
+    try:
+        results = run_jobs(jobs, at_once=args.jobs)
+    except KeyboardInterrupt:
+        print(f"Interrupted: the runs still training were stopped; finished runs' records are kept in {out_dir}.")
+        return 130
+    for result in results:
+        print(summary_line(result))
+    if any(result.status != "done" for result in results):
+        return 1
+    runs = load_runs(out_dir, args.experiment)
+    _print_results({spec.label: runs[spec.label] for spec in specs}, out_dir)
     return 0

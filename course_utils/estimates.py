@@ -75,17 +75,22 @@ def epochs_for_budget(minutes: float, seconds_per_epoch: dict[str, float], most:
 
 
 def time_budget_minutes(explicit: float | None = None) -> float | None:
-    """The experiment time budget: ``explicit`` if given, else ``$COURSE_TIME_BUDGET`` (minutes), else None."""
+    """The experiment time budget: ``explicit`` if given, else ``$COURSE_TIME_BUDGET`` (minutes), else None.
+    Either must be a number of minutes above 0 (a budget of 0, -5 or inf would choose no epochs, or all)."""
     if explicit is not None:
-        return float(explicit)
-    value = os.environ.get("COURSE_TIME_BUDGET", "").strip()
-    if not value:
-        return None
+        value, source = explicit, "budget_minutes"
+    else:
+        value, source = os.environ.get("COURSE_TIME_BUDGET", "").strip(), "COURSE_TIME_BUDGET"
+        if not value:
+            return None
     try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"COURSE_TIME_BUDGET={value!r} is not a number of minutes; set e.g. "
-                         f"COURSE_TIME_BUDGET=20, or unset it to run the mode's epochs") from None
+        minutes = float(value)
+    except (TypeError, ValueError):
+        minutes = math.nan
+    if not 0 < minutes < math.inf:
+        raise ValueError(f"{source}={value!r} is not a number of minutes above 0; set e.g. {source}=20"
+                         + (", or unset it to run the mode's epochs" if source == "COURSE_TIME_BUDGET" else ""))
+    return minutes
 
 
 def format_minutes(seconds: float) -> str:

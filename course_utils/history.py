@@ -105,10 +105,19 @@ class History:
         tail = self.step_loss[-last_steps:]
         return sum(tail) / len(tail)
 
-    def seconds_to_accuracy(self, accuracy: float) -> float | None:
+    def startup_seconds(self) -> float:
+        """How much longer the first epoch took than the median of the others: compiling
+        (``torch.compile``), recording CUDA graphs, choosing kernels. 0 with fewer than 2 epochs or
+        without a longer first epoch. Training time without start-up is ``wall_seconds`` minus this."""
+        if len(self.epoch_seconds) < 2:
+            return 0.0
+        return max(self.epoch_seconds[0] - float(np.median(self.epoch_seconds[1:])), 0.0)
+
+    def seconds_to_accuracy(self, accuracy: float, without_startup: bool = False) -> float | None:
         """Training seconds until the first epoch whose validation accuracy reached ``accuracy``
-        (the sum of the epochs' training times up to it), or None if no epoch did."""
-        elapsed = 0.0
+        (the sum of the epochs' training times up to it), or None if no epoch did.
+        ``without_startup``: less ``startup_seconds()`` (the time a compiled run spent compiling)."""
+        elapsed = -self.startup_seconds() if without_startup else 0.0
         for seconds, reached in zip(self.epoch_seconds, self.val_acc):
             elapsed += seconds
             if reached >= accuracy:

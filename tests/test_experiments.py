@@ -303,3 +303,14 @@ def test_a_tilde_in_out_is_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cli.main(["run", "degradation", "--out", "~/runs", "--no-progress", "--only", "plain-20"]) == 0
     assert (tmp_path / "runs" / "degradation__plain-20.json").exists() and not Path("~").exists()
+
+
+def test_only_runs_as_long_as_the_papers_sit_beside_table_6():
+    history = History()
+    history.config["train_images"] = 50_000
+    history.step_loss = [1.0] * 5_865  # full mode's 15 epochs of batch 128
+    assert not experiments.comparable_with_the_paper(history)
+    history.step_loss = [1.0] * 64_000
+    assert experiments.comparable_with_the_paper(history)
+    history.config["train_images"] = 2_048  # as many steps on a subset: another experiment
+    assert not experiments.comparable_with_the_paper(history)

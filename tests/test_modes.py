@@ -126,3 +126,29 @@ def test_an_unknown_schedule_is_refused_by_the_scheduler_too():
     optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=0.1)
     with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
         experiments.make_scheduler(optimizer, experiments.get_settings("lr-decay", "quick"), "cosine")
+
+
+def test_compile_takes_a_torch_compile_mode_and_each_record_says_how_a_step_ran():
+    from course_utils.devices import Speed
+
+    assert modes.check_setting("compile", "reduce-overhead") == "reduce-overhead"
+    assert modes.check_setting("compile", "false") is False and modes.check_setting("compile", "on") is True
+    with pytest.raises(ValueError, match=r"compile='fastest': compile takes true, false or a torch.compile mode"):
+        modes.check_setting("compile", "fastest")
+    with pytest.raises(ValueError, match="compile='fastest'"):
+        Speed(compile="fastest")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # a device name: no GPU needed to ask
+    assert Speed().step_path(cpu) == "eager" and Speed(compile=True).compile_mode == "default"
+    graphs = Speed(compile="reduce-overhead")
+    assert graphs.step_path(cuda) == "compiled, CUDA graphs" and graphs.uses_cuda_graphs(cuda)
+    assert graphs.step_path(cpu) == "compiled" and not graphs.uses_cuda_graphs(cpu)  # no CUDA graphs on a CPU
+    assert experiments.get_settings("fast", "full").speed.uses_cuda_graphs(cuda)
+
+
+def test_a_time_budget_that_chooses_nothing_is_refused_by_name_when_first_read(monkeypatch, capsys):
+    for value in ("-5", "0", "inf", "nan"):
+        monkeypatch.setenv("COURSE_TIME_BUDGET", value)
+        with pytest.raises(ValueError, match=rf"COURSE_TIME_BUDGET='{value}' is not a number of minutes above 0"):
+            experiments.describe("degradation", mode="smoke")  # announced nowhere: refused at once
+    with pytest.raises(ValueError, match="budget_minutes=-1 is not a number of minutes above 0"):
+        experiments.run_experiment("degradation", mode="smoke", budget_minutes=-1, out_dir=None)

@@ -400,3 +400,16 @@ def test_a_resumed_interrupted_history_that_finishes_is_no_longer_interrupted(ti
     history.stop("interrupted", "interrupted (Ctrl-C) after 1 complete epoch(s)")
     fit(model, train, epochs=2, optimizer=sgd(model), history=history, progress=False)
     assert history.epochs_done == 2 and not history.interrupted and "stopped" not in history.meta
+
+
+def test_startup_is_the_first_epochs_excess_and_can_be_left_out_of_the_time_to_an_accuracy():
+    history = History()
+    history.epoch_seconds = [41.0, 1.2, 1.0, 1.1]  # a compiled run: the first epoch compiles
+    history.val_acc = [0.5, 0.8, 0.93, 0.95]
+    assert history.startup_seconds() == pytest.approx(41.0 - 1.1)
+    assert history.seconds_to_accuracy(0.94) == pytest.approx(44.3)
+    assert history.seconds_to_accuracy(0.94, without_startup=True) == pytest.approx(44.3 - 39.9)
+    history.epoch_seconds = [1.0, 1.3, 1.2, 1.2]  # eager: no excess, nothing subtracted
+    assert history.startup_seconds() == 0.0
+    history.epoch_seconds = [5.0]
+    assert history.startup_seconds() == 0.0  # one epoch: nothing to compare it with
