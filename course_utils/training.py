@@ -17,6 +17,7 @@ import platform
 import random
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -86,7 +87,7 @@ class TrainingStep:
     memory_format: torch.memory_format
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # one stepped after every update
     cuda_graphs: bool = False  # the compiled model replays CUDA graphs (torch.compile "reduce-overhead")
-    labels_checked: bool = False
+    batch_checked: bool = False
     # fp16's range is small: the scaler multiplies the loss before backward() so that small gradients
     # do not round to zero, and divides them again before the step (skipping a step that overflowed).
     scaler: torch.amp.GradScaler = field(init=False)
@@ -102,11 +103,14 @@ class TrainingStep:
         """The logits and the loss of one batch."""
         if self.cuda_graphs:  # a new step: the graphs may reuse the memory of the last step's outputs
             torch.compiler.cudagraph_mark_step_begin()
+        if not self.batch_checked:  # once: images the model cannot take are a data error, said as one
+            check_images(images, "training")
         with autocast(self.device, self.precision):
             logits = self.model(images)
-            if not self.labels_checked:  # once: a label the model has no output for is a data error
-                _check_labels(labels, logits.shape[1])
-                self.labels_checked = True
+            if not self.batch_checked:  # once: a label the model has no output for is a data error
+                check_labels(labels, logits.shape[1], "training",
+                             class_indices=isinstance(self.loss_fn, nn.CrossEntropyLoss))
+                self.batch_checked = True
             return logits, self.loss_fn(logits, labels)
 
     def update(self, loss: torch.Tensor) -> None:
@@ -192,7 +196,7 @@ def fit(
     Ctrl-C (KeyboardInterrupt) stops after the current step and returns the History so far; the
     last checkpoint stays the last complete epoch. A NaN/inf loss raises ``TrainingDiverged``.
     """
-    _check_fit_inputs(train_loader, scheduler_interval, checkpoint_path)
+    _check_fit_inputs(model, train_loader, optimizer, scheduler, scheduler_interval, epochs, history, checkpoint_path)
     device = torch.device(device) if device is not None else model_device(model)
     speed = speed if speed is not None else Speed()
     step = _prepare_step(model, optimizer, loss_fn, device, speed, sync_batchnorm,
@@ -222,12 +226,14 @@ def fit(
                 raise ValueError(f"the training loader yielded no batches in epoch {epoch + 1}: an iterator or a "
                                  f"generator runs out after one pass. Pass something that can be iterated again "
                                  f"each epoch (a list, a DataLoader, a TensorLoader).")
-            if scheduler is not None and scheduler_interval == "epoch":
-                scheduler.step()
             training_seconds += totals.seconds
             validation = (evaluate(model, val_loader, device=device, speed=evaluation_speed, flip_tta=flip_tta)
                           if val_loader is not None else None)
+            if scheduler is not None and scheduler_interval == "epoch":
+                _step_per_epoch(scheduler, totals, validation)
             record_epoch(history, totals, validation)
+            if validation is not None and not math.isfinite(validation.loss):
+                _warn_non_finite_test_loss(history, epoch, bar)
             if is_main_process():
                 bar.write(_epoch_line(history, epochs))
                 if checkpoint_path is not None:
@@ -240,6 +246,10 @@ def fit(
                 break
     except KeyboardInterrupt:
         _keep_whole_epochs(history, losses, epoch, steps_before_epoch, bar)
+    except Exception as error:  # whatever stopped the loop, the complete epochs' record is not lost
+        if not isinstance(error, TrainingDiverged):
+            _attach_history(error, history)
+        raise
     finally:
         _close_at_steps_done(bar)
     history.meta["fit_seconds"] = time.perf_counter() - started
@@ -262,7 +272,14 @@ def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: 
         logits, loss = step.forward(images, labels)
         history.step_lr.append(step.optimizer.param_groups[0]["lr"])
         # Kept for a few steps: a CUDA graph's output is overwritten by its next replay, so keep a copy.
-        losses.add(loss.detach().clone() if step.cuda_graphs else loss.detach(), epoch)
+        try:
+            losses.add(loss.detach().clone() if step.cuda_graphs else loss.detach(), epoch)
+        except TrainingDiverged as error:
+            if not torch.isfinite(images).all():  # the data, not the learning rate
+                raise TrainingDiverged(f"the loss became NaN or infinite in epoch {epoch + 1}, and this step's batch "
+                                       f"holds NaN or infinite pixel values: check the data set (a lower learning "
+                                       f"rate will not help)", error.history) from None
+            raise
         step.update(loss)
         if budget is not None:  # before the scheduler, which may follow the clock
             budget.spent = seconds_before + time.perf_counter() - start
@@ -429,8 +446,12 @@ def evaluate(
         for images, labels in loader:
             images = images.to(device, non_blocking=True, memory_format=memory_format)
             labels = labels.to(device, non_blocking=True)
+            if confusion is None:
+                check_images(images, "test")
             with autocast(device, precision):
                 logits = model(images)
+                if confusion is None:
+                    check_labels(labels, logits.shape[1], "test")
                 if flip_tta:
                     logits = (logits + model(images.flip(3))) / 2  # dim 3 = width: a left-right mirror
             loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
@@ -515,24 +536,111 @@ def _check_continuation(history: History, run_config: dict) -> None:
                          f"loader and settings it was trained with, or start a new History.")
 
 
-def _check_fit_inputs(train_loader: Loader, scheduler_interval: str, checkpoint_path) -> None:
+def _check_fit_inputs(model: nn.Module, train_loader: Loader, optimizer: torch.optim.Optimizer, scheduler,
+                      scheduler_interval: str, epochs: int, history: History | None, checkpoint_path) -> None:
     """Fail before any training on what would otherwise fail later (or silently)."""
     if scheduler_interval not in ("epoch", "step"):
         raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
-    if _len_or_none(train_loader) == 0:
+    steps_per_epoch = _len_or_none(train_loader)
+    if steps_per_epoch == 0:
         raise ValueError("the training loader yields no batches (no images, or fewer than one batch with "
                          "drop_last=True): check the data set and the batch size")
+    own = {id(parameter) for parameter in model.parameters()}
+    if not any(id(parameter) in own for group in optimizer.param_groups for parameter in group["params"]):
+        raise ValueError("the optimizer holds none of this model's parameters, so training would change nothing: "
+                         "make it for this model, e.g. torch.optim.SGD(model.parameters(), lr=0.1)")
+    if scheduler is not None:
+        epochs_left = epochs - (history.epochs_done if history is not None else 0)
+        _check_scheduler(scheduler, scheduler_interval, epochs_left, steps_per_epoch)
     if checkpoint_path is not None:
         path = checkpoint_target(checkpoint_path)  # a folder, or a file that is not a checkpoint: refused now
         check_folder_writable(path.parent, f"the checkpoint {path}")
 
 
-def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
-    if labels.dtype.is_floating_point or labels.dim() != 1 or len(labels) == 0:
+def _check_scheduler(scheduler, interval: str, epochs_left: int, steps_per_epoch: int | None) -> None:
+    """A schedule stepped at the wrong interval gives wrong learning rates without an error: refuse the
+    clear cases, warn about the likely ones."""
+    name = type(scheduler).__name__
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau and interval != "epoch":
+        raise ValueError("ReduceLROnPlateau watches a loss once per epoch: pass scheduler_interval='epoch' "
+                         "(fit steps it with the test loss, or the training loss without a val_loader)")
+    if isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR):
+        capacity = scheduler.total_steps - scheduler.last_epoch  # OneCycleLR raises past its total_steps
+        needed = epochs_left * steps_per_epoch if interval == "step" and steps_per_epoch else epochs_left
+        if interval == "epoch" and scheduler.total_steps > epochs_left:
+            raise ValueError(f"OneCycleLR has total_steps={scheduler.total_steps}, but fit steps it once per epoch "
+                             f"({epochs_left} times), so it would end far from its cycle's end: pass "
+                             f"scheduler_interval='step' (or make it with total_steps={epochs_left})")
+        if needed > capacity:
+            raise ValueError(f"OneCycleLR has {capacity} steps left (total_steps={scheduler.total_steps}), but this "
+                             f"fit steps it {needed} times: make it with total_steps={needed} "
+                             f"(epochs x len(train_loader) for scheduler_interval='step')")
+    boundaries = (getattr(scheduler, "step_size", None),) if hasattr(scheduler, "step_size") else \
+        tuple(getattr(scheduler, "milestones", ()))
+    if (interval == "step" and steps_per_epoch and boundaries and all(boundaries)
+            and max(boundaries) < steps_per_epoch and epochs_left > 1):
+        warnings.warn(f"{name} is stepped after every optimiser step here (scheduler_interval='step'), and its "
+                      f"steps ({', '.join(map(str, boundaries))}) all fall within the first epoch of "
+                      f"{steps_per_epoch} steps: if they are counted in epochs, pass scheduler_interval='epoch'",
+                      stacklevel=3)
+
+
+def _step_per_epoch(scheduler, totals: EpochTotals, validation: "Evaluation | None") -> None:
+    """Step an epoch-wise schedule; ReduceLROnPlateau needs the loss it watches."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(validation.loss if validation is not None else (totals.loss_sum / max(int(totals.seen), 1)).item())
+    else:
+        scheduler.step()
+
+
+def _warn_non_finite_test_loss(history: History, epoch: int, bar) -> None:
+    """A NaN test loss with a finite training loss: the network in eval mode is broken (BatchNorm's running
+    averages, or an fp16 overflow), and its test accuracy means nothing. Said in the log and the record."""
+    message = (f"the test loss after epoch {epoch + 1} is {history.val_loss[-1]}: in eval mode the network's "
+               f"outputs are not finite (BatchNorm's running averages far from the batches' statistics, or an "
+               f"overflow in 16-bit precision), so its test accuracy ({history.val_acc[-1]:.1%}) means nothing")
+    history.meta.setdefault("warnings", []).append(message)
+    if is_main_process():
+        bar.write(f"Warning: {message}.")
+
+
+def _attach_history(error: BaseException, history: History) -> None:
+    """Keep the History of the complete epochs on an error that stopped ``fit``: ``error.history``."""
+    try:
+        error.history = history
+    except AttributeError:  # an exception type that takes no attributes: nothing to keep it on
+        return
+    if hasattr(error, "add_note"):  # Python 3.11+
+        error.add_note(f"fit: the History of the {history.epochs_done} complete epoch(s) is in this "
+                       f"exception's .history")
+
+
+def check_images(images: torch.Tensor, loader: str) -> None:
+    """Refuse a first batch a model cannot train on, saying what to do (not a dtype error from a layer)."""
+    if not images.dtype.is_floating_point:
+        raise ValueError(f"the {loader} loader gives {images.dtype} images: a network takes floating-point images, "
+                         f"e.g. images.float() / 255 then normalised (TensorLoader does it; with torchvision, "
+                         f"transforms.ToTensor() and Normalize)")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"the first {loader} batch holds NaN or infinite pixel values: the data set is damaged "
+                         f"or was normalised by a zero standard deviation; check it before training")
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, loader: str = "training", class_indices: bool = True) -> None:
+    """Refuse labels the cross-entropy loss cannot use, or class indices the model has no output for.
+    ``class_indices=False``: a loss of the caller's own, which takes whatever targets it takes."""
+    if labels.dtype.is_floating_point and labels.dim() == 2:
         return  # soft targets (a distribution per image) are the loss function's business
+    if class_indices and (labels.dtype.is_floating_point or labels.dtype not in (torch.int64, torch.uint8)):
+        raise ValueError(f"the {loader} loader gives {labels.dtype} labels of shape {tuple(labels.shape)}: the "
+                         f"cross-entropy loss takes class indices as int64 (labels.long()), or soft targets of "
+                         f"shape (batch, {num_classes})")
+    if labels.dtype.is_floating_point or labels.dim() != 1 or len(labels) == 0:
+        return
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"the labels must be class indices 0-{num_classes - 1} for this model's {num_classes} "
-                         f"outputs; the first batch has {labels.dtype} labels from {labels.min().item()} to "
+                         f"outputs; the first {loader} batch has {labels.dtype} labels from {labels.min().item()} to "
                          f"{labels.max().item()}. Check the data set's labels (or the model's num_classes).")
 
 

@@ -1,6 +1,7 @@
 """course_utils.training: fit, evaluate, History, on real CIFAR-10 subsets."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -413,3 +414,122 @@ def test_startup_is_the_first_epochs_excess_and_can_be_left_out_of_the_time_to_a
     assert history.startup_seconds() == 0.0
     history.epoch_seconds = [5.0]
     assert history.startup_seconds() == 0.0  # one epoch: nothing to compare it with
+
+
+def linear_model():
+    seed_everything(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+
+
+def as_batches(images, labels, batch_size=64):
+    return [(images[i:i + batch_size], labels[i:i + batch_size]) for i in range(0, len(labels), batch_size)]
+
+
+def normalised(tiny):
+    return tiny.train_images.float().div(255), tiny.train_labels
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda images, labels: (images.mul(255).to(torch.uint8), labels), "torch.uint8 images: a network takes floating-point"),
+    (lambda images, labels: (images, labels.int()), "torch.int32 labels of shape (64,): the cross-entropy loss takes class indices as int64"),
+    (lambda images, labels: (images, labels.float()), "torch.float32 labels"),
+    (lambda images, labels: (images, labels + 10), "class indices 0-9"),
+])
+def test_data_fit_cannot_train_on_is_refused_at_the_first_batch_by_what_it_is(tiny, change, says):
+    images, labels = change(*normalised(tiny))
+    for batches in (as_batches(images, labels), torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(images, labels), batch_size=64)):
+        model = linear_model()
+        before = [parameter.clone() for parameter in model.parameters()]
+        with pytest.raises(ValueError, match=re.escape(says)):
+            fit(model, batches, epochs=1, optimizer=sgd(model), progress=False)
+        assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing trained
+        with pytest.raises(ValueError, match=re.escape(says).replace("training", "test")):
+            evaluate(model, batches)
+
+
+def test_nan_pixels_are_named_as_the_data_not_as_a_learning_rate_to_lower(tiny):
+    images, labels = normalised(tiny)
+    first = images.clone()
+    first[0, 0, 0, 0] = math.nan
+    model = linear_model()
+    with pytest.raises(ValueError, match="first training batch holds NaN or infinite pixel values"):
+        fit(model, as_batches(first, labels), epochs=1, optimizer=sgd(model), progress=False)
+    later = images.clone()
+    later[100, 1, 2, 3] = math.inf  # in the second batch of 64
+    model = linear_model()
+    with pytest.raises(TrainingDiverged, match="batch holds NaN or infinite pixel values") as stopped:
+        fit(model, as_batches(later, labels), epochs=1, optimizer=sgd(model), progress=False)
+    assert "Lower the learning rate" not in str(stopped.value) and len(stopped.value.history.step_loss) == 2
+
+
+def test_an_optimizer_of_another_model_is_refused(tiny):
+    model, other = linear_model(), linear_model()
+    with pytest.raises(ValueError, match="the optimizer holds none of this model's parameters"):
+        fit(model, as_batches(*normalised(tiny)), epochs=1, optimizer=sgd(other), progress=False)
+
+
+def test_schedules_stepped_at_the_wrong_interval_are_refused_or_warned_about(tiny):
+    batches = as_batches(*normalised(tiny))  # 4 steps per epoch
+    model = linear_model()
+    optimizer = sgd(model)
+    per_step = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=3 * len(batches))
+    with pytest.raises(ValueError, match="fit steps it once per epoch"):
+        fit(model, batches, epochs=3, optimizer=optimizer, scheduler=per_step, progress=False)
+    with pytest.raises(ValueError, match="make it with total_steps=16"):
+        fit(model, batches, epochs=4, optimizer=optimizer, scheduler=per_step, scheduler_interval="step",
+            progress=False)
+    by_epoch = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2)
+    with pytest.warns(UserWarning, match="if they are counted in epochs, pass scheduler_interval='epoch'"):
+        fit(model, batches, epochs=2, optimizer=optimizer, scheduler=by_epoch, scheduler_interval="step",
+            progress=False)
+
+
+def test_reduce_lr_on_plateau_is_stepped_with_the_loss_it_watches(tiny):
+    model = linear_model()
+    optimizer = sgd(model, lr=0.05)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, threshold=10.0)  # never "better"
+    history = fit(model, as_batches(*normalised(tiny)), epochs=3, optimizer=optimizer, scheduler=plateau,
+                  val_loader=as_batches(tiny.test_images.float().div(255), tiny.test_labels), progress=False)
+    assert history.epochs_done == 3 and optimizer.param_groups[0]["lr"] < 0.05  # it did reduce
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches a loss once per epoch"):
+        fit(model, as_batches(*normalised(tiny)), epochs=1, optimizer=optimizer, scheduler=plateau,
+            scheduler_interval="step", progress=False)
+
+
+class BrokenInEvalMode(torch.nn.Module):
+    """NaN outputs in eval mode only: what runaway BatchNorm averages or an fp16 overflow give."""
+
+    def forward(self, x):
+        return x if self.training else x * math.nan
+
+
+def test_a_nan_test_loss_is_a_warning_in_the_log_and_the_record(tiny, capsys):
+    model = torch.nn.Sequential(linear_model(), BrokenInEvalMode())
+    history = fit(model, as_batches(*normalised(tiny)), epochs=1, optimizer=sgd(model),
+                  val_loader=as_batches(tiny.test_images.float().div(255), tiny.test_labels), progress=False)
+    assert math.isfinite(history.train_loss[0]) and math.isnan(history.val_loss[0])
+    assert "test accuracy (10.0%) means nothing" in history.meta["warnings"][0]
+    assert "Warning: the test loss after epoch 1 is nan" in capsys.readouterr().out + capsys.readouterr().err
+
+
+def test_an_error_in_the_loop_keeps_the_history_of_the_complete_epochs(tiny):
+    batches = as_batches(*normalised(tiny))
+
+    class FailsInEpochTwo:
+        def __init__(self):
+            self.passes = 0
+
+        def __len__(self):
+            return len(batches)
+
+        def __iter__(self):
+            self.passes += 1
+            if self.passes == 2:
+                raise OSError("the disk went away")
+            return iter(batches)
+
+    model = linear_model()
+    with pytest.raises(OSError, match="the disk went away") as stopped:
+        fit(model, FailsInEpochTwo(), epochs=3, optimizer=sgd(model), progress=False)
+    assert stopped.value.history.epochs_done == 1 and len(stopped.value.history.step_loss) == len(batches)
