@@ -173,6 +173,12 @@ def load_checkpoint(
     if is_ours and state.get("weights_sha256") not in (None, weights_checksum(weights)):
         raise CheckpointError(f"{path} is damaged: its weights do not match the checksum stored when it was "
                               f"saved (a corrupted copy or disk?). Nothing was loaded; copy the file again.")
+    history = None
+    if is_ours and state.get("history") is not None:  # read before any weight changes: refused whole, or loaded
+        try:
+            history = History.from_dict(state["history"])
+        except ValueError as error:  # e.g. a History of a newer format
+            raise CheckpointError(f"the History in {path} cannot be read: {error}. Nothing was loaded.") from None
     weights = _match_keys(weights, _unwrap(model).state_dict().keys())
     if is_ours and optimizer is not None and state["optimizer_state"] is not None:
         _check_optimizer_fits(optimizer, state["optimizer_state"], path)  # before any weight changes
@@ -188,7 +194,6 @@ def load_checkpoint(
         scheduler.load_state_dict(state["scheduler_state"])
     if restore_rng:
         _set_rng_states(state["rng"])
-    history = History.from_dict(state["history"]) if state["history"] is not None else None
     meta = dict(state["meta"])
     return Checkpoint(path=path, epoch=meta.get("epoch"), arch=state["arch"], history=history, meta=meta)
 
@@ -196,7 +201,9 @@ def load_checkpoint(
 def load_state_dict_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str = "state_dict") -> None:
     """``model.load_state_dict(weights)`` that first checks every key and shape, and says what differs."""
     expected = model.state_dict()
-    missing = [key for key in expected if key not in weights]
+    # BatchNorm's step counter is absent from older PyTorch's and some exporters' files; torch's own strict
+    # load fills it in, and it changes nothing the network computes (it counts steps for momentum=None).
+    missing = [key for key in expected if key not in weights and not key.endswith("num_batches_tracked")]
     unexpected = [key for key in weights if key not in expected]
     wrong_shape = [f"{key}: file {tuple(weights[key].shape)} vs model {tuple(expected[key].shape)}"
                    for key in expected if key in weights and weights[key].shape != expected[key].shape]

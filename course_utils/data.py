@@ -87,7 +87,12 @@ def data_dir(root: str | os.PathLike | None = None) -> Path:
     if root is not None:
         return Path(root).expanduser()
     if os.environ.get("COURSE_DATA_DIR"):
-        return Path(os.environ["COURSE_DATA_DIR"]).expanduser()  # "~/data" as a shell would read it
+        folder = Path(os.environ["COURSE_DATA_DIR"]).expanduser()  # "~/data" as a shell would read it
+        if not folder.is_absolute():  # a shell at the repository and a notebook in notebooks/ would read two folders
+            raise ValueError(f"COURSE_DATA_DIR={os.environ['COURSE_DATA_DIR']!r} is a relative path, which each "
+                             f"program reads from its own current folder (here {Path.cwd()}; a notebook's is "
+                             f"notebooks/): set it to an absolute path, e.g. COURSE_DATA_DIR={folder.absolute()}")
+        return folder
     return REPO_DATA_DIR
 
 
@@ -446,12 +451,22 @@ def image_folder_dataset(path: str | os.PathLike, image_size: int = 32,
     unused = [p for p in entries if not p.is_dir()]
     images, labels, paths = [], [], []
     for folder in folders:
-        for file in sorted(p for p in folder.iterdir() if not _hidden(p)):
+        try:
+            files = sorted(p for p in folder.iterdir() if not _hidden(p))
+        except PermissionError:
+            raise PermissionError(f"cannot read the class folder {folder}: it is not readable for this user; "
+                                  f"give read access (chmod -R u+rX {root}) or copy the images elsewhere") from None
+        for file in files:
             # Only regular files: a FIFO or device named like an image would block the read forever.
             if not file.is_file() or file.suffix.lower() not in IMAGE_SUFFIXES:
                 unused.append(file)
                 continue
-            images.append(torch.from_numpy(_read_rgb(file, image_size)).permute(2, 0, 1))
+            try:
+                pixels = _read_rgb(file, image_size)
+            except PermissionError:
+                raise PermissionError(f"cannot read {file}: it is not readable for this user; give read access "
+                                      f"(chmod -R u+rX {root}) or leave it out of the folder") from None
+            images.append(torch.from_numpy(pixels).permute(2, 0, 1))
             labels.append(classes.index(folder.name))
             paths.append(file)
     if unused:

@@ -17,6 +17,17 @@ import numpy as np
 import torch
 
 HISTORY_FORMAT = "course_utils.History/1"
+
+
+def check_format(format_name) -> None:
+    """Refuse a record that is not a History, or one of a newer format than this code reads."""
+    if format_name == HISTORY_FORMAT:
+        return
+    family, _, version = str(format_name).partition("/")
+    if family == HISTORY_FORMAT.split("/")[0] and version.isdigit() and int(version) > int(HISTORY_FORMAT.split("/")[1]):
+        raise ValueError(f"it is a run record of a newer format ({format_name!r}; this course_utils reads "
+                         f"{HISTORY_FORMAT!r}): update the course's code (git pull, or pip install -U) to read it")
+    raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={format_name!r})")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s")
 STOP_REASONS = ("time_limit", "interrupted")
 CIFAR_FAMILIES = {"plain_net": "plain", "cifar_resnet": "resnet"}  # models.plain_net, models.cifar_resnet
@@ -45,6 +56,8 @@ class History:
     epoch_end_steps: list[int] = field(default_factory=list)  # steps done when each epoch ended
     config: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    # Fields a newer course_utils wrote that this one does not know: kept, and written back on save.
+    unknown_fields: dict = field(default_factory=dict, repr=False)
 
     def stop(self, reason: str, message: str) -> None:
         """Record that training ended early: ``reason`` is one of ``STOP_REASONS``."""
@@ -134,15 +147,17 @@ class History:
 
     def to_dict(self) -> dict:
         """The record as plain data (see ``plain_data``): what JSON and ``torch.load(weights_only=True)`` read."""
-        return plain_data({"format": HISTORY_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}})
+        known = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "unknown_fields"}
+        return plain_data({"format": HISTORY_FORMAT, **self.unknown_fields, **known})
 
     @classmethod
     def from_dict(cls, record: dict) -> "History":
         if not isinstance(record, dict):
             raise ValueError(f"a run record is a JSON object, this one is a {type(record).__name__}")
-        if record.get("format") != HISTORY_FORMAT:
-            raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={record.get('format')!r})")
-        fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record}
+        check_format(record.get("format"))
+        fields = {name: record[name] for name in cls.__dataclass_fields__ if name in record and name != "unknown_fields"}
+        unknown = {name: value for name, value in record.items()
+                   if name not in cls.__dataclass_fields__ and name != "format"}
         for name, value in fields.items():
             if name in ("config", "meta"):
                 if not isinstance(value, dict):
@@ -155,14 +170,21 @@ class History:
                          None)
             if wrong is not None:
                 raise ValueError(f"'{name}' should be a list of numbers; it holds {wrong!r}")
-        return cls(**fields)
+        lengths = {name: len(fields[name]) for name in (*EPOCH_COLUMNS, "epoch_end_steps") if fields.get(name)}
+        if len(set(lengths.values())) > 1:  # one row per epoch: columns of other lengths would fail in a plot
+            raise ValueError("its per-epoch columns have different lengths ("
+                             + ", ".join(f"{name} {length}" for name, length in lengths.items()) + ")")
+        if fields.get("step_loss") and fields.get("step_lr") and len(fields["step_loss"]) != len(fields["step_lr"]):
+            raise ValueError(f"it has {len(fields['step_loss'])} step losses but {len(fields['step_lr'])} step "
+                             f"learning rates")
+        return cls(**fields, unknown_fields=unknown)
 
     def save_json(self, path: str | os.PathLike) -> Path:
         """Write the run record atomically (a temporary file renamed into place), as strict JSON:
         NaN and infinities (a run without validation has NaN accuracies) are written as the
         strings "NaN", "Infinity" and "-Infinity", which every JSON reader accepts and
-        ``load_json`` reads back as numbers."""
-        path = Path(path)
+        ``load_json`` reads back as numbers. ``~`` is the home folder, as in a shell."""
+        path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(_name_non_finite(self.to_dict()), indent=1, allow_nan=False)
         # A temporary file of this save's own (two saves at once must not write into one file).
@@ -179,7 +201,7 @@ class History:
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "History":
-        path = Path(path)
+        path = Path(path).expanduser()
         try:
             record = json.loads(path.read_text())
             return cls.from_dict(record)

@@ -257,3 +257,30 @@ def test_a_model_whose_own_keys_start_with_module_loads_its_checkpoint(tmp_path)
     plain = save_checkpoint(tmp_path / "plain.pt", small_model())  # a plain network's file into an AveragedModel
     with pytest.raises(CheckpointError, match="n_averaged"):
         load_checkpoint(plain, AveragedModel(small_model()))  # its own counter is missing, and said so
+
+
+def test_a_state_dict_without_batchnorm_step_counters_loads_as_torch_loads_it(tmp_path):
+    seed_everything(0)
+    weights = {key: value for key, value in resnet18(width=4).state_dict().items()
+               if not key.endswith("num_batches_tracked")}  # as older PyTorch and some exporters write them
+    torch.save(weights, tmp_path / "exported.pt")
+    model = resnet18(width=4)
+    load_checkpoint(tmp_path / "exported.pt", model)
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in weights.items())
+
+
+def test_a_checkpoint_whose_history_is_of_a_newer_format_changes_nothing(tmp_path):
+    from course_utils.history import History
+
+    seed_everything(0)
+    saved = resnet18(width=4)
+    save_checkpoint(tmp_path / "new.pt", saved, history=History(step_loss=[1.0], step_lr=[0.1]))
+    state = torch.load(tmp_path / "new.pt", weights_only=True)
+    state["history"]["format"] = "course_utils.History/2"
+    torch.save(state, tmp_path / "new.pt")
+    seed_everything(1)
+    model = resnet18(width=4)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"newer format \('course_utils.History/2'.*update the course's code"):
+        load_checkpoint(tmp_path / "new.pt", model)
+    assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())

@@ -310,3 +310,25 @@ def test_a_fifo_named_like_an_image_is_left_out_not_read_forever(tmp_path, cifar
     with pytest.warns(UserWarning, match="1 file\\(s\\) or folder\\(s\\) not read .*pipe.png"):
         folder = image_folder_dataset(tmp_path, image_size=32)
     assert len(folder) == 1
+
+
+def test_a_relative_course_data_dir_is_refused_with_the_absolute_path_to_set(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSE_DATA_DIR", "data")
+    with pytest.raises(ValueError, match=rf"COURSE_DATA_DIR='data' is a relative path.*COURSE_DATA_DIR={tmp_path}/data"):
+        data.data_dir()
+
+
+def test_an_unreadable_class_folder_is_named_with_what_to_do(tmp_path, cifar, monkeypatch):
+    (tmp_path / "cat").mkdir()
+    Image.fromarray(cifar.test_images[3000].permute(1, 2, 0).numpy()).save(tmp_path / "cat" / "a.png")
+    original = type(tmp_path).iterdir
+
+    def iterdir(self):  # this machine's tests run as root, whom no permission stops: refuse as a user's would
+        if self.name == "cat":
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self)
+
+    monkeypatch.setattr(type(tmp_path), "iterdir", iterdir)
+    with pytest.raises(PermissionError, match=r"cannot read the class folder .*cat: .*chmod -R u\+rX"):
+        image_folder_dataset(tmp_path)

@@ -533,3 +533,23 @@ def test_an_error_in_the_loop_keeps_the_history_of_the_complete_epochs(tiny):
     with pytest.raises(OSError, match="the disk went away") as stopped:
         fit(model, FailsInEpochTwo(), epochs=3, optimizer=sgd(model), progress=False)
     assert stopped.value.history.epochs_done == 1 and len(stopped.value.history.step_loss) == len(batches)
+
+
+def test_a_record_keeps_the_fields_of_a_newer_version_and_refuses_ragged_columns(tmp_path, monkeypatch):
+    import json
+
+    record = History(step_loss=[2.3, 2.2], step_lr=[0.1, 0.1], train_loss=[2.25], train_acc=[0.1], val_loss=[2.3],
+                     val_acc=[0.1], epoch_seconds=[1.0], images_per_s=[128.0], epoch_end_steps=[2]).to_dict()
+    record["grad_norms"] = [0.5, 0.4]  # a field a later course_utils might add
+    (tmp_path / "newer.json").write_text(json.dumps(record))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    History.load_json("~/newer.json").save_json("~/again.json")  # ~ is the home folder, as in a shell
+    assert json.loads((tmp_path / "again.json").read_text())["grad_norms"] == [0.5, 0.4]
+    record["val_acc"] = [0.1, 0.2]
+    (tmp_path / "ragged.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"per-epoch columns have different lengths \(.*val_acc 2"):
+        History.load_json(tmp_path / "ragged.json")
+    record["format"] = "course_utils.History/3"
+    (tmp_path / "future.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="newer format"):
+        History.load_json(tmp_path / "future.json")
