@@ -154,6 +154,12 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")
 
+    if logy:  # a log axis has no place for 0 or a negative value: matplotlib would draw an empty plot
+        low = min((value for history in runs.values() for value in history.metric(metric) if math.isfinite(value)),
+                  default=None)
+        if low is not None and low <= 0:
+            raise ValueError(f"logy=True needs values above 0, and {metric} reaches {low:g}: draw it with "
+                             f"logy=False (or a metric that stays positive, such as the loss)")
     scale = 100 if metric in PERCENT_METRICS else 1
     marker = None if metric in PER_STEP_METRICS else "o"  # dots show where the few epoch values lie
     smooth = smooth if metric in SMOOTHED_METRICS else 0.0
@@ -478,7 +484,7 @@ def plot_error_vs_depth(runs: dict[str, History], paper: dict[int, float] | None
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for family, style in (("plain", "o-"), ("resnet", "s-")):
-        points = sorted((network[1], 100 * (1 - history.val_acc[-1])) for history in runs.values()
+        points = sorted((network[1], 100 * (1 - history.test_acc)) for history in runs.values()
                         if (network := history.cifar_family_and_depth) and network[0] == family)
         if points:
             ax.plot(*zip(*points), style, label=f"{family} (this run)")
@@ -522,10 +528,17 @@ def plot_loss_slices(steps: Sequence[float], losses: dict[str, Sequence[float]],
 
 def plot_ablation(runs: dict[str, History]) -> Figure:
     """The fast recipe's ablation (notebook 08) as two bar charts, one bar per run in order:
-    training images/s (mean over the epochs) and final test accuracy (%)."""
+    training images/s (mean over the epochs) and final test accuracy (%) on the whole test split."""
+    if not runs:
+        raise ValueError("runs is empty: pass the ablation's runs, e.g. experiments.run_experiment('fast-ablation')")
+    untested = [label for label, history in runs.items()
+                if not history.images_per_s or not math.isfinite(history.test_acc)]
+    if untested:
+        raise ValueError(f"run(s) {', '.join(untested)} have no test accuracy (trained without a val_loader?) or "
+                         f"no epoch: the ablation compares tested runs")
     labels = list(runs)
     speed = [float(np.mean(history.images_per_s)) for history in runs.values()]
-    accuracy = [100 * history.val_acc[-1] for history in runs.values()]
+    accuracy = [100 * history.test_acc for history in runs.values()]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(labels) + 1.5), sharey=True, layout="constrained")
     for ax, values, title, unit in ((axes[0], speed, "training speed", "{:,.0f}"),
                                     (axes[1], accuracy, "test accuracy (%)", "{:.1f}")):

@@ -100,11 +100,11 @@ def lr_decay(runs: dict[str, History]) -> Verdict:
     constant = next(history for label, history in runs.items() if label.endswith("constant LR"))
     decayed = next(history for label, history in runs.items() if not label.endswith("constant LR"))
     loss_gain = constant.final_loss() - decayed.final_loss()
-    accuracy_gain = decayed.val_acc[-1] - constant.val_acc[-1]
+    accuracy_gain = decayed.test_acc - constant.test_acc
     shown = loss_gain > margins["final_loss"] and accuracy_gain > margins["test_accuracy"]
     text = (f"With the decay the run ends at a training loss of {decayed.final_loss():.3f} and "
-            f"{decayed.val_acc[-1]:.1%} test accuracy; at a constant learning rate at "
-            f"{constant.final_loss():.3f} and {constant.val_acc[-1]:.1%}. So the decayed run's loss is "
+            f"{decayed.test_acc:.1%} test accuracy; at a constant learning rate at "
+            f"{constant.final_loss():.3f} and {constant.test_acc:.1%}. So the decayed run's loss is "
             f"{compare(-loss_gain, margins['final_loss'], 'above', 'below')} the constant run's, and its accuracy "
             f"{compare(accuracy_gain, margins['test_accuracy'], 'above', 'below')} it (two runs differing only "
             f"in their seed differ by about {margins['final_loss']} in loss and {100 * margins['test_accuracy']:.0f} "
@@ -116,10 +116,10 @@ def compare_two(first: History, second: History, names: tuple[str, str], margins
     """Final training loss and test accuracy of two runs, each against its seed margin: the sentence
     with the numbers, and what each measure says (``names[0]``, ``names[1]`` or "within the noise of")."""
     loss_gap = first.final_loss() - second.final_loss()  # > 0: the second fits its training images better
-    accuracy_gap = second.val_acc[-1] - first.val_acc[-1]  # > 0: the second tests better
+    accuracy_gap = second.test_acc - first.test_acc  # > 0: the second tests better
     text = (f"Final training loss: {names[0]} {first.final_loss():.3f}, {names[1]} {second.final_loss():.3f} "
             f"(difference {loss_gap:+.3f}; two runs differing only in their seed differ by about "
-            f"{margins['final_loss']}). Test accuracy: {first.val_acc[-1]:.1%} and {second.val_acc[-1]:.1%} "
+            f"{margins['final_loss']}). Test accuracy: {first.test_acc:.1%} and {second.test_acc:.1%} "
             f"({100 * accuracy_gap:+.1f} points; seed noise about {100 * margins['test_accuracy']:.0f} points). ")
     says = {compare(loss_gap, margins["final_loss"], names[1], names[0]),
             compare(accuracy_gap, margins["test_accuracy"], names[1], names[0])}

@@ -413,3 +413,19 @@ def test_a_record_from_before_epoch_end_steps_is_read_from_what_each_epoch_train
     assert ends[-1] == len(history.step_loss)
     assert list(np.diff(ends[:-1])) == [full_epoch] * (len(ends) - 2) and ends[0] == full_epoch
     assert ends[-1] - ends[-2] < full_epoch  # the last epoch, cut by the time limit, is the short one
+
+
+def test_a_log_axis_refuses_values_it_cannot_draw_and_the_ablation_refuses_untested_runs():
+    from course_utils.history import History
+
+    zero = History(step_loss=[0.0, 0.0], step_lr=[0.1, 0.1])
+    with pytest.raises(ValueError, match="logy=True needs values above 0, and step_loss reaches 0"):
+        plotting.compare_runs({"zero": zero}, "step_loss", logy=True)
+    plotting.compare_runs({"zero": zero}, "step_loss")  # a linear axis draws it
+    with pytest.raises(ValueError, match="runs is empty"):
+        plotting.plot_ablation({})
+    untested = History(train_loss=[2.0], train_acc=[0.2], val_loss=[math.nan], val_acc=[math.nan],
+                       epoch_seconds=[1.0], images_per_s=[100.0], epoch_end_steps=[4])
+    with pytest.raises(ValueError, match="run\\(s\\) course default have no test accuracy"):
+        plotting.plot_ablation({"course default": untested})
+    plt.close("all")
