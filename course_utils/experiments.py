@@ -33,8 +33,8 @@ from course_utils.devices import choose_precision, describe_device, pick_device
 from course_utils.distributed import is_distributed, is_main_process
 from course_utils.estimates import (epoch_seconds, epochs_for_budget, format_minutes, measured_step_seconds,
                                     t4_step_seconds, time_budget_minutes)
-from course_utils.history import History
-from course_utils.modes import MODES, SCHEDULES, Settings, check_setting, current_mode, format_settings
+from course_utils.history import History, plain_data
+from course_utils.modes import GROUPS, MODES, SCHEDULES, Settings, check_setting, current_mode, format_settings
 from course_utils.training import TimeBudget, check_folder_writable, evaluate, fit, seed_everything
 
 # He et al. 2016, Table 6: CIFAR-10 test error (%) of the paper's ResNets, by depth, after 64,000
@@ -453,6 +453,7 @@ def run_experiment(
     settings = apply_overrides(get_settings(experiment, mode), overrides)
     specs = _select_runs(experiment, run_specs(experiment, settings), only)
     paths = record_paths(experiment, specs, out_dir, save_models, overwrite)
+    _check_neighbours(experiment, out_dir, specs, seed, mode, overrides)
     is_main = is_main_process()  # under torchrun, only process 0 prints and writes records
     # Claim the record files first: a second run started into the same folder stops here, before it trains.
     with _claimed(paths.values() if is_main else ()):
@@ -533,6 +534,36 @@ def record_paths(experiment: str, specs: list[RunSpec], out_dir, save_models: bo
         raise FileExistsError(f"run records already exist ({', '.join(existing)}); choose another "
                               f"output folder, or pass overwrite=True (--overwrite) to replace them")
     return paths
+
+
+def _check_neighbours(experiment: str, out_dir, specs: list[RunSpec], seed: int, mode: str, overrides: dict) -> None:
+    """Records of the experiment's other runs already in ``out_dir`` must be of this call's seed, mode and
+    settings (speed switches aside: they change how fast, not what is computed). Otherwise a folder
+    would hold, unannounced, runs that cannot be compared with each other (``--only`` after another seed)."""
+    if out_dir is None:
+        return
+    labels = {spec.label for spec in specs}
+    ours = {"seed": seed, "mode": mode, "settings": _compared_settings(overrides)}
+    for path in sorted(Path(out_dir).glob(f"{experiment}__*.json")):
+        try:
+            history = History.load_json(path)
+        except ValueError:
+            continue  # not a record this code reads: it compares with nothing
+        if history.config.get("run") in labels:
+            continue  # this call replaces it (overwrite=True; refused before this otherwise)
+        theirs = {"seed": history.config.get("seed"), "mode": history.meta.get("mode"),
+                  "settings": _compared_settings(history.config.get("overrides") or {})}
+        differ = [f"{key} {theirs[key]!r} there, {ours[key]!r} here" for key in ours
+                  if theirs[key] is not None and theirs[key] != ours[key]]  # None: an older record says nothing
+        if differ:
+            raise ValueError(f"{out_dir} holds {path.name}, another run of {experiment} with other settings "
+                             f"({'; '.join(differ)}): runs of different seeds or settings in one folder cannot be "
+                             f"compared. Choose another output folder, or run with the same seed and settings.")
+
+
+def _compared_settings(overrides: dict) -> dict:
+    speed = set(GROUPS["speed"])
+    return {key: value for key, value in plain_data(overrides).items() if key not in speed}
 
 
 @contextlib.contextmanager

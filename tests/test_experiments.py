@@ -314,3 +314,20 @@ def test_only_runs_as_long_as_the_papers_sit_beside_table_6():
     assert experiments.comparable_with_the_paper(history)
     history.config["train_images"] = 2_048  # as many steps on a subset: another experiment
     assert not experiments.comparable_with_the_paper(history)
+
+
+def test_a_folder_never_mixes_runs_of_other_seeds_or_settings_unannounced(tmp_path, cifar):
+    def run(label, **arguments):
+        return experiments.run_experiment("lr-decay", out_dir=tmp_path, data=cifar, progress=False, mode="smoke",
+                                          only=[label], **arguments)
+
+    run("resnet18 constant LR", seed=0)
+    with pytest.raises(ValueError, match=r"holds lr-decay__resnet18-constant-lr.json, another run of lr-decay with "
+                                         r"other settings \(seed 0 there, 1 here\)"):
+        run("resnet18 StepLR", seed=1)
+    with pytest.raises(ValueError, match=r"settings \{\} there, \{'epochs': 1\} here"):
+        run("resnet18 StepLR", seed=0, overrides={"epochs": 1})
+    run("resnet18 StepLR", seed=0, overrides={"channels_last": True})  # a speed switch: still comparable
+    assert sorted(experiments.load_runs(tmp_path, "lr-decay")) == ["resnet18 StepLR", "resnet18 constant LR"]
+    with pytest.raises(ValueError, match="seed 0 there, 2 here"):  # --overwrite --only after another seed
+        run("resnet18 StepLR", seed=2, overwrite=True)
