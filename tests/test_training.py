@@ -224,8 +224,9 @@ def test_measure_training_speed_times_only_the_steps_after_the_warm_up(tiny, mon
     images = TensorLoader(tiny.train_images[:32], tiny.train_labels[:32], batch_size=32, augment=False)
     batch, labels = next(iter(images))
     steps_taken = []
-    clock = iter([10.0, 12.0])  # the two clock readings: before the timed steps and after them
-    monkeypatch.setattr(training.time, "perf_counter", lambda: next(clock))
+    # A clock that reads the number of steps taken so far: whatever it is read for, and however often,
+    # the time from the end of the warm-up to the end is the 3 timed steps' "seconds".
+    monkeypatch.setattr(training.time, "perf_counter", lambda: float(len(steps_taken)))
     original_sgd = torch.optim.SGD
 
     def counting_sgd(*args, **kwargs):
@@ -236,7 +237,7 @@ def test_measure_training_speed_times_only_the_steps_after_the_warm_up(tiny, mon
     monkeypatch.setattr(torch.optim, "SGD", counting_sgd)
     speed = measure_training_speed(model, batch, labels, steps=3, warmup=2)
     assert len(steps_taken) == 2 + 3  # it really trains: warm-up steps, then timed ones
-    assert speed == 3 * 32 / 2.0  # images of the timed steps over the seconds between the readings
+    assert speed == 3 * 32 / 3.0  # images of the timed steps over the clock's advance during them
 
 
 def test_measure_training_speed_with_fp16_scaler_and_channels_last(tiny):
