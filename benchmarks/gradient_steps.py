@@ -10,7 +10,6 @@ convolution's gradient norm to the last one's. This chose the `gradients` learni
 """
 
 import argparse
-import os
 
 import torch
 
@@ -21,11 +20,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mode", default="quick")
     args = parser.parse_args()
-    os.environ["COURSE_MODE"] = args.mode  # before course_utils reads it
     from course_utils import analysis, data, experiments, training
     from course_utils.experiments import get_settings
 
-    settings = get_settings("gradients")
+    settings = get_settings("gradients", args.mode)
     cifar = data.load_cifar10()
     for seed in range(args.seeds):
         images, labels = data.subset(cifar.train_images, cifar.train_labels, settings.train_size, seed=seed)

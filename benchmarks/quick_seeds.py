@@ -13,7 +13,6 @@ seed (`course_utils.verdicts`), which is what notebooks print for a learner's si
 """
 
 import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -31,7 +30,6 @@ def main() -> int:
     parser.add_argument("--report", metavar="FOLDER", help="only summarise the records already in FOLDER")
     args = parser.parse_args()
 
-    os.environ["COURSE_MODE"] = args.mode  # before course_utils reads it
     from course_utils import verdicts
     from course_utils.cli import parse_overrides
     from course_utils.devices import describe_device, pick_device
@@ -45,7 +43,7 @@ def main() -> int:
             command = " ".join(["python benchmarks/quick_seeds.py", *sys.argv[1:], f"(seed {seed})"])
             try:
                 run_experiment(args.experiment, out_dir=folder / f"seed-{seed}", seed=seed, progress=False,
-                               command=command, overrides=overrides)
+                               command=command, overrides=overrides, mode=args.mode)
             except FileExistsError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
