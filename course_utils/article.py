@@ -12,7 +12,8 @@ residual block, ``tiao2`` the channel-doubling block. Its defects, each shown in
 * ``article_transform`` upscales 32x32 images to 256 and crops 64x64 (a quarter of the image);
   ``article_loader`` feeds them one PIL image at a time in batches of 8.
 * ``article_optimizer`` and ``article_scheduler``: SGD lr 0.001 with momentum 0.9, StepLR(10, 0.1);
-  ``train_as_written`` creates no scheduler step at all, as the article never calls ``step()``.
+  the article creates the StepLR but its loop never calls ``scheduler.step()`` (``train_as_written``
+  keeps that: no scheduler is stepped), so the learning rate never changes.
 * ``predict_as_written`` tests without ``model.eval()``: BatchNorm normalises each test batch with its own
   statistics (so an image's class depends on its neighbours in the batch) and overwrites the
   running statistics it learned.
@@ -209,7 +210,7 @@ def article_optimizer(model: nn.Module) -> torch.optim.SGD:
 def article_scheduler(optimizer: torch.optim.Optimizer, step_size: int = 10) -> torch.optim.lr_scheduler.StepLR:
     """The article's schedule: the learning rate divided by 10 every ``step_size`` epochs (10 in the
     article). It only works if ``scheduler.step()`` is called once per epoch, which the article's
-    loop never does (see ``train_as_written``)."""
+    loop never does (``train_as_written`` takes no scheduler, as that loop steps none)."""
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=0.1)
 
 

@@ -53,7 +53,7 @@ def save_checkpoint(
     """Write a checkpoint atomically: to a temporary file first, then renamed over ``path``.
 
     An interrupted save (Ctrl-C, full disk, power cut) therefore never damages the previous
-    file. ``meta`` keywords (e.g. ``epoch=3``) are stored as plain data (``training.plain_data``:
+    file. ``meta`` keywords (e.g. ``epoch=3``) are stored as plain data (``history.plain_data``:
     a NumPy number becomes a number, a ``Path`` a string), so the file always loads again safely.
     """
     path = checkpoint_target(path)

@@ -65,7 +65,7 @@ minutes = _argument(float, lambda value: 0 < value < math.inf, "a number of minu
 
 def list_experiments() -> None:
     """Print every experiment with its sizes in each mode, and for full and paper mode the
-    estimated time on a T4 (the assumption is in ``course_utils.modes``)."""
+    estimated time on a T4 (the assumption is in ``course_utils.estimates``)."""
     print("Times on a T4 are estimates: forward MACs x 3 at 4 TMAC/s plus 0.5 ms per weight layer per step "
           "(see course_utils/estimates.py), without compilation.")
     for name, experiment in EXPERIMENTS.items():

@@ -127,7 +127,7 @@ def compare_runs(runs: dict[str, History], metric: str = "step_loss", smooth: fl
 
     Args:
         runs: run label -> History, e.g. ``{"plain-20": h1, "resnet-20": h2}``.
-        metric: one of ``training.METRICS``. ``step_loss`` and ``step_lr`` are recorded per step,
+        metric: one of ``history.METRICS``. ``step_loss`` and ``step_lr`` are recorded per step,
             the others per epoch. Accuracy and error are drawn in %.
         smooth: EMA weight in [0, 1) (see ``ema``); 0 draws the raw values, 0.9 averages ~10 points.
             Only the noisy per-step loss is smoothed: smoothing the learning rate would turn a

@@ -174,18 +174,18 @@ def fit(
             per optimiser step (``"step"``, e.g. OneCycleLR).
         speed: the precision, memory layout and compilation (``devices.Speed``; by default bf16
             or fp16 and channels-last on CUDA by the GPU's capability, fp32 and NCHW elsewhere).
-            ``history.config`` records what was used. With ``Speed(compile=True)`` the model is
+            ``History.config`` records what was used. With ``Speed(compile=True)`` the model is
             trained through ``torch.compile``; ``model`` itself stays the plain module, so
             checkpoints and ``evaluate`` are unchanged.
         checkpoint_path: if given, a checkpoint is written (atomically) after every epoch.
         history: a History to continue (from ``load_checkpoint``); training resumes at its epoch.
-        config: facts from the caller to store in ``history.config`` (the experiment, the mode...).
+        config: facts from the caller to store in ``History.config`` (the experiment, the mode...).
         sync_batchnorm: with several processes, compute BatchNorm statistics over the global batch
             (``nn.SyncBatchNorm``; PyTorch supports it on GPUs only).
         flip_tta: validate with test-time flip averaging (see ``evaluate``).
         time_limit: stop after the step that brings this call's training time past this many
             seconds (or this ``TimeBudget``, which fit keeps up to date for a schedule that
-            follows the clock); the partial epoch is recorded and ``history.stop`` says why.
+            follows the clock); the partial epoch is recorded and ``History.stop`` says why.
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel; losses and accuracies are averaged over all processes, so every
@@ -359,7 +359,7 @@ STEPS_PER_LOSS_READ = {"cuda": 50}
 
 
 class _StepLosses:
-    """Per-step training losses, kept on the device and moved to ``history.step_loss`` every
+    """Per-step training losses, kept on the device and moved to ``History.step_loss`` every
     ``read_every`` steps (and at the end of each epoch), where a non-finite loss stops training."""
 
     def __init__(self, history: History, read_every: int, distributed: bool) -> None:

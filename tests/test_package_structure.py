@@ -96,3 +96,51 @@ def test_no_function_in_the_package_is_over_60_lines_without_a_reason():
     too_long = {f"{path.stem}.{name}": count for path in sorted(PACKAGE.glob("*.py"))
                 for name, count in long_functions(path.read_text())}
     assert too_long == {}, f"functions over {LONGEST_FUNCTION} lines of code: {too_long}"
+
+
+def named_references(source: str) -> list[str]:
+    """Every ``module.name`` (optionally ``course_utils.module.name``) in the docstrings and comments of
+    ``source`` whose first part is a module of the package, as written."""
+    import re
+
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    tree = ast.parse(source)
+    texts = [ast.get_docstring(node) for node in ast.walk(tree)
+             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    texts = [text for text in texts if text] + re.findall(r"#.*", source)
+    found = []
+    for text in texts:
+        for match in re.finditer(r"``(?:course_utils\.)?([a-z_]+)\.([A-Za-z_]\w*)", text):
+            if match.group(1) in modules:
+                found.append(f"{match.group(1)}.{match.group(2)}")
+        for match in re.finditer(r"(?<![\w.])course_utils\.([a-z_]+)", text):
+            found.append(match.group(1))  # a module named in prose: "the experiment fast of course_utils.experiments"
+    return found
+
+
+def test_the_reference_finder_finds_a_named_function_and_a_module():
+    source = '"""See ``training.fit`` and course_utils.devices."""\n# ``history.History`` too\n'
+    assert named_references(source) == ["training.fit", "devices", "history.History"]
+
+
+def test_every_module_and_name_a_docstring_or_comment_names_exists_where_it_says():
+    """A name moved to another module leaves stale references behind (``training.plain_data`` after it
+    moved to history): each must resolve, in the module it names, not merely be importable from it."""
+    import importlib
+
+    stale = []
+    for path in sorted([*PACKAGE.glob("*.py"), *(PACKAGE.parent / "benchmarks").glob("*.py")]):
+        for reference in named_references(path.read_text()):
+            module_name, _, name = reference.partition(".")
+            try:
+                module = importlib.import_module(f"course_utils.{module_name}")
+            except ModuleNotFoundError:
+                stale.append(f"{path.name}: course_utils.{module_name} (no such module)")
+                continue
+            if not name:
+                continue
+            target = getattr(module, name, None)
+            home = getattr(target, "__module__", module.__name__)  # constants have no home of their own
+            if target is None or home != module.__name__:
+                stale.append(f"{path.name}: {reference}" + (f" (it lives in {home})" if target is not None else ""))
+    assert not stale, "references to names that are not (or no longer) there:\n" + "\n".join(stale)
