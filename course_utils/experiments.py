@@ -666,10 +666,15 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
     return history
 
 
-def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[str, History]:
+def load_runs(folder: str | os.PathLike, experiment: str | None = None, *, missing_ok: bool = False) -> dict[str, History]:
     """Run records in ``folder`` (e.g. ``data/results``); {} if none. With ``experiment``, that
     experiment's records as ``{run label: History}``; without, every record as ``{file name without
-    .json: History}`` (``"fast__resnet18"``), since experiments share run labels (``resnet18``)."""
+    .json: History}`` (``"fast__resnet18"``), since experiments share run labels (``resnet18``).
+
+    A folder that does not exist is a FileNotFoundError (a misspelt name must not read as "no runs"),
+    unless ``missing_ok=True``: for reference folders that the course fills only on some machines."""
+    folder = Path(folder).expanduser()
+    _check_records_folder(folder, missing_ok)
     pattern = f"{experiment}__*.json" if experiment else "*.json"
     runs, files = {}, {}
     for path in sorted(Path(folder).glob(pattern)):
@@ -682,14 +687,27 @@ def load_runs(folder: str | os.PathLike, experiment: str | None = None) -> dict[
     return runs
 
 
-def load_seed_runs(folder: str | os.PathLike, experiment: str) -> dict[int, History]:
+def load_seed_runs(folder: str | os.PathLike, experiment: str, *, missing_ok: bool = False) -> dict[int, History]:
     """Records of one experiment repeated over seeds, one sub-folder each (``folder/seed-N/``, as
-    the benchmarks write them), as ``{seed: History}``; {} if there are none."""
+    the benchmarks write them), as ``{seed: History}``; {} if there are none. ``missing_ok``: as in
+    ``load_runs``."""
+    folder = Path(folder).expanduser()
+    _check_records_folder(folder, missing_ok)
     runs = {}
-    for seed_folder in sorted(Path(folder).glob("seed-*")):
+    for seed_folder in sorted(folder.glob("seed-*")):
         for history in load_runs(seed_folder, experiment).values():
             runs[history.config.get("seed", seed_folder.name)] = history
     return dict(sorted(runs.items()))
+
+
+def _check_records_folder(folder: Path, missing_ok: bool) -> None:
+    if folder.is_dir() or (missing_ok and not folder.exists()):
+        return
+    if folder.exists():
+        raise NotADirectoryError(f"{folder} is a file, not a folder of run records")
+    siblings = sorted(path.name for path in folder.parent.iterdir() if path.is_dir()) if folder.parent.is_dir() else []
+    raise FileNotFoundError(f"no folder {folder}" + (f"; {folder.parent} holds: {', '.join(siblings[:20])}"
+                                                     if siblings else "") + " (check the name)")
 
 
 def slug(label: str) -> str:

@@ -331,3 +331,15 @@ def test_a_folder_never_mixes_runs_of_other_seeds_or_settings_unannounced(tmp_pa
     assert sorted(experiments.load_runs(tmp_path, "lr-decay")) == ["resnet18 StepLR", "resnet18 constant LR"]
     with pytest.raises(ValueError, match="seed 0 there, 2 here"):  # --overwrite --only after another seed
         run("resnet18 StepLR", seed=2, overwrite=True)
+
+
+def test_a_misspelt_records_folder_is_an_error_naming_what_is_there(tmp_path):
+    (tmp_path / "degradation-cpu").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no folder .*degradaton-cpu; .* holds: degradation-cpu"):
+        experiments.load_runs(tmp_path / "degradaton-cpu", "degradation")
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        experiments.load_seed_runs(tmp_path / "laptop-resnet-9", "laptop")
+    # A reference folder the course fills only on some machines (a GPU's records) may be missing:
+    assert experiments.load_runs(tmp_path / "gpu-full", "degradation", missing_ok=True) == {}
+    assert experiments.load_seed_runs(tmp_path / "gpu-full" / "fast", "fast", missing_ok=True) == {}
+    assert experiments.load_runs(tmp_path / "degradation-cpu", "degradation") == {}  # there, and empty
