@@ -452,6 +452,7 @@ def run_experiment(
     budget = time_budget_minutes(budget_minutes)  # COURSE_TIME_BUDGET=-5: refused now, by name, not after the data
     settings = apply_overrides(get_settings(experiment, mode), overrides)
     specs = _select_runs(experiment, run_specs(experiment, settings), only)
+    _check_schedule_applies(experiment, specs, overrides)
     paths = record_paths(experiment, specs, out_dir, save_models, overwrite)
     _check_neighbours(experiment, out_dir, specs, seed, mode, overrides)
     is_main = is_main_process()  # under torchrun, only process 0 prints and writes records
@@ -506,7 +507,21 @@ def planned_runs(experiment: str, mode: str, overrides: dict | None = None,
                  only: list[str] | None = None) -> list[RunSpec]:
     """The runs ``run_experiment`` would train with these arguments (checked as it checks them)."""
     settings = apply_overrides(get_settings(experiment, mode), overrides)
-    return _select_runs(experiment, run_specs(experiment, settings), only)
+    specs = _select_runs(experiment, run_specs(experiment, settings), only)
+    _check_schedule_applies(experiment, specs, checked_overrides(overrides))
+    return specs
+
+
+def _check_schedule_applies(experiment: str, specs: list[RunSpec], overrides: dict) -> None:
+    """``--set schedule=...`` must be the schedule every run trains with: experiments whose runs set their
+    own (lr-decay compares two, the ablation switches one on) would ignore it and still record it."""
+    if "schedule" not in overrides:
+        return
+    own = sorted({spec.schedule for spec in specs if spec.schedule != overrides["schedule"]})
+    if overrides["schedule"] is not None and own:
+        raise ValueError(f"schedule={overrides['schedule']!r} does not apply to {experiment}: its runs set their own "
+                         f"schedules ({', '.join(f'{spec.label}: {spec.schedule}' for spec in specs)}). Leave "
+                         f"schedule unset for {experiment}")
 
 
 def _select_runs(experiment: str, specs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:

@@ -343,3 +343,14 @@ def test_a_misspelt_records_folder_is_an_error_naming_what_is_there(tmp_path):
     assert experiments.load_runs(tmp_path / "gpu-full", "degradation", missing_ok=True) == {}
     assert experiments.load_seed_runs(tmp_path / "gpu-full" / "fast", "fast", missing_ok=True) == {}
     assert experiments.load_runs(tmp_path / "degradation-cpu", "degradation") == {}  # there, and empty
+
+
+def test_a_schedule_set_for_an_experiment_whose_runs_choose_their_own_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"schedule='one-cycle' does not apply to lr-decay: its runs set their own "
+                                         r"schedules \(resnet18 constant LR: constant, resnet18 StepLR: step\)"):
+        experiments.run_experiment("lr-decay", mode="smoke", overrides={"schedule": "one-cycle"}, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="does not apply to fast-ablation"):
+        experiments.planned_runs("fast-ablation", "smoke", {"schedule": "constant"})
+    specs = experiments.planned_runs("degradation", "smoke", {"schedule": "one-cycle"})  # one schedule for all: applies
+    assert {spec.schedule for spec in specs} == {"one-cycle"}
+    assert not list(tmp_path.iterdir())
