@@ -1,4 +1,5 @@
-"""course_utils.training: fit, evaluate, History, on real CIFAR-10 subsets."""
+"""course_utils.training: fit, evaluate and measure_training_speed, on real CIFAR-10 subsets (the run
+record itself: test_history.py; devices and precision: test_devices.py)."""
 
 import math
 import re
@@ -9,8 +10,7 @@ import torch
 from course_utils import training
 from course_utils.data import TensorLoader
 from course_utils.models import cifar_resnet, resnet18
-from course_utils.devices import Speed, choose_precision, pick_device
-from course_utils.history import History
+from course_utils.devices import Speed
 from course_utils.training import TrainingDiverged, evaluate, fit, measure_training_speed, seed_everything
 
 
@@ -28,11 +28,6 @@ def loaders(tiny, batch_size=64):
 def sgd(model, lr=0.05):
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
 
-
-def test_pick_device_prints_its_choice(capsys):
-    device = pick_device()
-    assert device.type in ("cuda", "mps", "cpu")
-    assert "because" in capsys.readouterr().out
 
 
 def test_fit_records_steps_and_epochs_and_learns(tiny):
@@ -202,22 +197,6 @@ def test_bf16_and_channels_last_run_on_cpu(tiny):
     assert math.isfinite(history.train_loss[0]) and math.isfinite(history.val_loss[0])
 
 
-def test_history_json_round_trip_with_nan(tmp_path, tiny):
-    model = cifar_resnet(8)
-    train, _ = loaders(tiny, batch_size=128)
-    history = fit(model, train, epochs=1, optimizer=sgd(model), progress=False, config={"note": "test"})
-    path = history.save_json(tmp_path / "records" / "run.json")
-    loaded = History.load_json(path)
-    assert loaded.step_loss == history.step_loss
-    assert math.isnan(loaded.val_acc[0])  # no validation loader
-    assert loaded.config["note"] == "test" and loaded.config == history.config and loaded.meta == history.meta
-    assert loaded.metric("train_error") == [1 - history.train_acc[0]]
-    with pytest.raises(ValueError, match="unknown metric"):
-        loaded.metric("accuracy")
-    (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json is not a readable run record"):
-        History.load_json(tmp_path / "bad.json")
-
 
 def test_measure_training_speed_times_only_the_steps_after_the_warm_up(tiny, monkeypatch):
     model = small_model()
@@ -252,13 +231,6 @@ def test_measure_training_speed_with_fp16_scaler_and_channels_last(tiny):
         next(model.parameters()).dim() != 4
 
 
-def test_final_loss_is_the_mean_of_the_last_steps():
-    history = History(step_loss=[5.0, 4.0, 3.0, 2.0, 1.0])
-    assert history.final_loss(last_steps=2) == 1.5
-    assert history.final_loss(last_steps=10) == 3.0
-    with pytest.raises(ValueError, match="no steps"):
-        History().final_loss()
-
 
 def test_fit_accepts_a_loader_without_len(tiny):
     model = small_model()
@@ -267,23 +239,6 @@ def test_fit_accepts_a_loader_without_len(tiny):
     history = fit(model, batches, epochs=1, optimizer=sgd(model), progress=True)
     assert len(history.step_loss) == len(train)
 
-
-@pytest.mark.parametrize("capability, expected", [((9, 0), "bf16"), ((8, 0), "bf16"), ((7, 5), "fp16"),
-                                                  ((7, 0), "fp16"), ((6, 1), "fp16")])
-def test_precision_follows_the_gpus_compute_capability(monkeypatch, capability, expected):
-    # No GPU here: fake the one question the chooser asks of it (H100 9.0, A100 8.0, T4 7.5, V100 7.0).
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
-    assert choose_precision(torch.device("cuda", 0)) == expected
-    assert choose_precision(torch.device("cuda", 0), amp=True) == expected
-    assert choose_precision(torch.device("cuda", 0), amp=False) == "fp32"
-
-
-def test_precision_on_a_cpu_is_fp32_unless_asked():
-    assert choose_precision("cpu") == "fp32" and choose_precision("mps") == "fp32"
-    assert choose_precision("cpu", amp=True) == "bf16"
-    assert choose_precision("cpu", amp="fp16") == "fp16"
-    with pytest.raises(ValueError, match="not a precision"):
-        choose_precision("cpu", amp="half")
 
 
 def test_fp16_autocast_with_a_gradient_scaler_trains_on_cpu(tiny):
@@ -324,28 +279,6 @@ def test_fit_refuses_bad_inputs_before_training(tmp_path, tiny):
         fit(model, good, epochs=1, optimizer=optimizer, progress=False, checkpoint_path=tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # nothing was trained
 
-
-def test_run_records_are_strict_json_and_read_back_nan(tmp_path):
-    import json
-
-    history = History(step_loss=[2.3, 2.1], val_acc=[float("nan")], train_loss=[float("inf")])
-    path = history.save_json(tmp_path / "run.json")
-    strict = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"non-standard JSON: {name}"))
-    assert strict["val_acc"] == ["NaN"] and strict["train_loss"] == ["Infinity"]
-    back = History.load_json(path)
-    assert math.isnan(back.val_acc[0]) and back.train_loss == [math.inf] and back.step_loss == [2.3, 2.1]
-
-
-@pytest.mark.parametrize("content, message", [
-    ('[1, 2]', "is a list"),
-    ('{"format": "course_utils.History/1", "step_loss": "2.3"}', "'step_loss' should be a list of numbers, not a str"),
-    ('{"format": "course_utils.History/1", "val_acc": [0.5, "high"]}', "it holds 'high'"),
-    ('{"format": "course_utils.History/1", "config": [1]}', "'config' should be an object"),
-])
-def test_a_record_with_wrong_types_names_the_file(tmp_path, content, message):
-    (tmp_path / "odd.json").write_text(content)
-    with pytest.raises(ValueError, match=f"odd.json is not a readable run record: .*{message}"):
-        History.load_json(tmp_path / "odd.json")
 
 
 def test_a_run_stopped_by_its_time_limit_closes_its_bar_at_the_steps_done_and_says_why(tiny, capsys, monkeypatch):
@@ -403,18 +336,6 @@ def test_a_resumed_interrupted_history_that_finishes_is_no_longer_interrupted(ti
     fit(model, train, epochs=2, optimizer=sgd(model), history=history, progress=False)
     assert history.epochs_done == 2 and not history.interrupted and "stopped" not in history.meta
 
-
-def test_startup_is_the_first_epochs_excess_and_can_be_left_out_of_the_time_to_an_accuracy():
-    history = History()
-    history.epoch_seconds = [41.0, 1.2, 1.0, 1.1]  # a compiled run: the first epoch compiles
-    history.val_acc = [0.5, 0.8, 0.93, 0.95]
-    assert history.startup_seconds() == pytest.approx(41.0 - 1.1)
-    assert history.seconds_to_accuracy(0.94) == pytest.approx(44.3)
-    assert history.seconds_to_accuracy(0.94, without_startup=True) == pytest.approx(44.3 - 39.9)
-    history.epoch_seconds = [1.0, 1.3, 1.2, 1.2]  # eager: no excess, nothing subtracted
-    assert history.startup_seconds() == 0.0
-    history.epoch_seconds = [5.0]
-    assert history.startup_seconds() == 0.0  # one epoch: nothing to compare it with
 
 
 def linear_model():
@@ -534,23 +455,3 @@ def test_an_error_in_the_loop_keeps_the_history_of_the_complete_epochs(tiny):
     with pytest.raises(OSError, match="the disk went away") as stopped:
         fit(model, FailsInEpochTwo(), epochs=3, optimizer=sgd(model), progress=False)
     assert stopped.value.history.epochs_done == 1 and len(stopped.value.history.step_loss) == len(batches)
-
-
-def test_a_record_keeps_the_fields_of_a_newer_version_and_refuses_ragged_columns(tmp_path, monkeypatch):
-    import json
-
-    record = History(step_loss=[2.3, 2.2], step_lr=[0.1, 0.1], train_loss=[2.25], train_acc=[0.1], val_loss=[2.3],
-                     val_acc=[0.1], epoch_seconds=[1.0], images_per_s=[128.0], epoch_end_steps=[2]).to_dict()
-    record["grad_norms"] = [0.5, 0.4]  # a field a later course_utils might add
-    (tmp_path / "newer.json").write_text(json.dumps(record))
-    monkeypatch.setenv("HOME", str(tmp_path))
-    History.load_json("~/newer.json").save_json("~/again.json")  # ~ is the home folder, as in a shell
-    assert json.loads((tmp_path / "again.json").read_text())["grad_norms"] == [0.5, 0.4]
-    record["val_acc"] = [0.1, 0.2]
-    (tmp_path / "ragged.json").write_text(json.dumps(record))
-    with pytest.raises(ValueError, match=r"per-epoch columns have different lengths \(.*val_acc 2"):
-        History.load_json(tmp_path / "ragged.json")
-    record["format"] = "course_utils.History/3"
-    (tmp_path / "future.json").write_text(json.dumps(record))
-    with pytest.raises(ValueError, match="newer format"):
-        History.load_json(tmp_path / "future.json")
