@@ -138,7 +138,15 @@ def test_keep_models_returns_the_trained_networks(monkeypatch, cifar):
     runs = experiments.run_experiment("depth", data=cifar, progress=False, only=["resnet-20"], keep_models=kept)
     assert list(kept) == list(runs) == ["resnet-20"]
     assert kept["resnet-20"].arch["depth"] == 20
-    assert experiments.PAPER_TEST_ERROR[56] == 6.97
+
+
+def test_table_6_has_a_value_for_every_resnet_depth_the_depth_experiment_sets_beside_it():
+    for mode in ("full", "paper"):
+        depths = {int(name.split("-")[1]) for name in get_settings("depth", mode).models
+                  if name.startswith("resnet-")}
+        assert depths <= set(experiments.PAPER_TEST_ERROR), (mode, depths - set(experiments.PAPER_TEST_ERROR))
+    errors = [experiments.PAPER_TEST_ERROR[depth] for depth in sorted(experiments.PAPER_TEST_ERROR)]
+    assert errors == sorted(errors, reverse=True)  # the paper's claim: deeper ResNets, lower error
 
 
 class InterruptingLoader:
