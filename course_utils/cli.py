@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-from course_utils.data import REPO_DATA_DIR
+from course_utils.data import data_dir
 from course_utils.distributed import (is_distributed, is_main_process, launched_by_torchrun, start_process_group,
                                       stop_process_group)
 from course_utils.estimates import format_minutes, time_budget_minutes
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--mode", choices=MODES, default=None,
                      help="run mode (default: $COURSE_MODE, else full with CUDA and quick without)")
     run.add_argument("--out", default=None,
-                     help="folder for the run records (default: data/runs/EXPERIMENT-MODE)")
+                     help="folder for the run records (default: DATA/runs/EXPERIMENT-MODE, DATA being "
+                          "$COURSE_DATA_DIR or the repository's data/)")
     run.add_argument("--seed", type=seed_number, default=0)
     # action="extend": a second --only or --set adds to the first instead of replacing it unannounced.
     run.add_argument("--only", nargs="+", action="extend", metavar="LABEL",
@@ -125,7 +126,8 @@ def _run_command(args: argparse.Namespace, argv: list[str] | None) -> int:
     command = "python -m course_utils " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
         mode = args.mode or current_mode()  # COURSE_MODE=bogus: a one-line error, not a traceback
-        out_dir = Path(args.out).expanduser() if args.out else REPO_DATA_DIR / "runs" / f"{args.experiment}-{mode}"
+        # Default: beside the data, as load_cifar10 finds it ($COURSE_DATA_DIR, else the repository's data/).
+        out_dir = Path(args.out).expanduser() if args.out else data_dir() / "runs" / f"{args.experiment}-{mode}"
         overrides = parse_overrides(args.overrides)
         if args.jobs > 1:
             return _run_in_parallel(args, mode, out_dir, overrides)

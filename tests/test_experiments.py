@@ -362,3 +362,11 @@ def test_a_schedule_set_for_an_experiment_whose_runs_choose_their_own_is_refused
     specs = experiments.planned_runs("degradation", "smoke", {"schedule": "one-cycle"})  # one schedule for all: applies
     assert {spec.schedule for spec in specs} == {"one-cycle"}
     assert not list(tmp_path.iterdir())
+
+
+def test_the_commands_default_output_folder_is_beside_the_data(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cifar10.npz").symlink_to(Path(__file__).resolve().parent.parent / "data" / "cifar10.npz")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    assert cli.main(["run", "degradation", "--mode", "smoke", "--only", "plain-20", "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "degradation-smoke" / "degradation__plain-20.json").is_file()
+    assert f"run records written to {tmp_path / 'runs' / 'degradation-smoke'}" in capsys.readouterr().out
