@@ -118,11 +118,55 @@ def load_cifar10(root: str | os.PathLike | None = None, download: bool = True) -
     raise DatasetNotFoundError(_missing_message(root, "download=False was given"))
 
 
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The four arrays of a CIFAR-10 npz. Decompressing them takes over a second, and every process
+    loads them again (each notebook, each run of ``run --jobs``, each test), so the first read keeps an
+    uncompressed copy beside the file, ``cifar10.npz.decoded/`` (under data/, which git ignores), that
+    later reads take in a fraction of the time. The copy names the file's size and modification time:
+    a changed file is decoded again. Where the folder is not writable, nothing is kept."""
+    source = path.stat()
+    stamp = f"{source.st_size} bytes, modified {source.st_mtime_ns} ns"
+    cache = path.with_name(path.name + ".decoded")
+    try:
+        if (cache / "source.txt").read_text() == stamp:
+            return {name: np.load(cache / f"{name}.npy") for name in NPZ_ARRAYS}
+    except (OSError, ValueError):
+        pass  # no copy yet, a stale one, or one being replaced: decode the file
+    with np.load(path) as arrays:
+        found = {name: arrays[name] for name in NPZ_ARRAYS}
+    _keep_decoded(cache, found, stamp)
+    return found
+
+
+def _keep_decoded(cache: Path, arrays: dict[str, np.ndarray], stamp: str) -> None:
+    """Write the uncompressed copy into a folder of its own, then rename it into place: a reader sees a
+    whole copy or none, and two processes decoding at once cannot mix their files."""
+    import shutil
+    import tempfile
+
+    try:
+        temporary = Path(tempfile.mkdtemp(dir=cache.parent, prefix=f".{cache.name}."))
+    except OSError:
+        return  # a read-only data folder (a shared copy): read the npz each time
+    try:
+        os.chmod(temporary, 0o755)  # mkdtemp makes it private; the data set is for every user to read
+        for name, array in arrays.items():
+            np.save(temporary / f"{name}.npy", array)
+        (temporary / "source.txt").write_text(stamp)
+        if cache.exists():
+            shutil.rmtree(cache, ignore_errors=True)  # stale: made from an earlier file
+        os.rename(temporary, cache)
+    except OSError:  # a full disk, or another process renamed its copy first
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
 def _load_npz(path: Path) -> Cifar10:
     try:
-        with np.load(path) as arrays:
-            x_train, y_train = arrays["x_train"], arrays["y_train"]
-            x_test, y_test = arrays["x_test"], arrays["y_test"]
+        arrays = _read_npz_arrays(path)
+        x_train, y_train, x_test, y_test = (arrays[name] for name in NPZ_ARRAYS)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as error:
         raise DatasetFormatError(
             f"{path} is not a readable CIFAR-10 npz ({type(error).__name__}: {error}). It may be truncated: "

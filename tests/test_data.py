@@ -332,3 +332,21 @@ def test_an_unreadable_class_folder_is_named_with_what_to_do(tmp_path, cifar, mo
     monkeypatch.setattr(type(tmp_path), "iterdir", iterdir)
     with pytest.raises(PermissionError, match=r"cannot read the class folder .*cat: .*chmod -R u\+rX"):
         image_folder_dataset(tmp_path)
+
+
+def test_the_npz_is_decoded_once_and_a_changed_file_is_decoded_again(tmp_path, cifar):
+    np.savez(tmp_path / "cifar10.npz", x_train=cifar.train_images[:20].permute(0, 2, 3, 1).numpy(),
+             y_train=cifar.train_labels[:20].numpy(), x_test=cifar.test_images[:10].permute(0, 2, 3, 1).numpy(),
+             y_test=cifar.test_labels[:10].numpy())
+    first = load_cifar10(tmp_path, download=False)
+    copy = tmp_path / "cifar10.npz.decoded"
+    assert sorted(path.name for path in copy.iterdir()) == ["source.txt", "x_test.npy", "x_train.npy", "y_test.npy",
+                                                            "y_train.npy"]
+    again = load_cifar10(tmp_path, download=False)  # from the copy: the same tensors
+    assert torch.equal(again.train_images, first.train_images) and torch.equal(again.test_labels, first.test_labels)
+    np.savez(tmp_path / "cifar10.npz", x_train=cifar.train_images[20:50].permute(0, 2, 3, 1).numpy(),
+             y_train=cifar.train_labels[20:50].numpy(), x_test=cifar.test_images[:10].permute(0, 2, 3, 1).numpy(),
+             y_test=cifar.test_labels[:10].numpy())
+    changed = load_cifar10(tmp_path, download=False)  # a new file: never the stale copy
+    assert len(changed.train_images) == 30 and torch.equal(changed.train_images, cifar.train_images[20:50])
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]  # no half-written copy left
