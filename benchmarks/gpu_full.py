@@ -179,7 +179,8 @@ def fast_summary(runs: dict) -> dict | None:
                     "startup_seconds": round(history.startup_seconds(), 2),
                     "seconds_without_startup": round(history.meta["wall_seconds"] - history.startup_seconds(), 2),
                     "seconds_to_target_without_startup": history.seconds_to_accuracy(TARGET, without_startup=True),
-                    "epochs": history.epochs_done, "step_path": history.config.get("step_path")}
+                    "epochs": history.epochs_done, "step_path": history.config.get("step_path"),
+                    "cuda_graph_skips": history.meta.get("cuda_graph_skips")}
              for seed, history in runs.items()}
     accuracies = [seed["test_acc"] for seed in seeds.values()]
     seconds = [seed["seconds_without_startup"] for seed in seeds.values()]

@@ -100,10 +100,12 @@ def run_jobs(jobs: list[Job], *, at_once: int, deadline: float | None = None, en
                 reader = threading.Thread(target=_relay, args=(process, result, echo, lock, log), daemon=True)
                 reader.start()
                 running[process] = (result, time.monotonic(), reader)
+            if time_left() <= 0 and any(process.poll() is None for process in running):
+                late = [process for process in running if process.poll() is None]
+                for process in late:
+                    running[process][0].status = "stopped at the deadline"
+                _stop(late)  # all at once: each may take seconds to finish its step
             for process, (result, started, reader) in list(running.items()):
-                if process.poll() is None and time_left() <= 0:
-                    _stop(process)
-                    result.status = "stopped at the deadline"
                 if process.poll() is not None:
                     reader.join()
                     result.returncode, result.seconds = process.returncode, time.monotonic() - started
@@ -112,8 +114,7 @@ def run_jobs(jobs: list[Job], *, at_once: int, deadline: float | None = None, en
                     del running[process]
             time.sleep(0.1)
     finally:  # Ctrl-C (or an error) in this process: stop every run it started
-        for process in running:
-            _stop(process)
+        _stop(list(running))
     return results
 
 
@@ -145,16 +146,19 @@ def _relay(process: subprocess.Popen, result: JobResult, echo: bool, lock: threa
                     print(prefix + line, flush=True)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a run as Ctrl-C does (it cleans up after itself); kill it if it does not stop in 30 s."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _stop(processes: list[subprocess.Popen], patience: float = 30) -> None:
+    """Stop runs as Ctrl-C does (each cleans up after itself: no record of its unfinished run, no lock
+    file left); kill those still running ``patience`` seconds later."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    give_up = time.monotonic() + patience
+    for process in processes:
+        try:
+            process.wait(timeout=max(give_up - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def summary_line(result: JobResult) -> str:

@@ -214,6 +214,7 @@ def fit(
     losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), is_distributed())
     bar = _progress_bar(train_loader, epochs - history.epochs_done, enabled=progress and is_main_process())
     evaluation_speed = Speed(amp=step.precision, channels_last=speed.uses_channels_last(device))
+    skips_before = _cuda_graph_skips() if step.cuda_graphs else None
     started, training_seconds = time.perf_counter(), 0.0
     epoch, steps_before_epoch = history.epochs_done, len(history.step_loss)  # for a Ctrl-C before the first step
     steps_at_start = len(history.step_loss)
@@ -253,7 +254,21 @@ def fit(
     finally:
         _close_at_steps_done(bar)
     history.meta["fit_seconds"] = time.perf_counter() - started
+    _note_cuda_graph_skips(history, skips_before)
     return history
+
+
+def _note_cuda_graph_skips(history: History, skips_before: int | None) -> None:
+    """With CUDA graphs asked for: how many compiled graphs torch ran without them after all (it logs why)."""
+    if skips_before is not None:
+        history.meta["cuda_graph_skips"] = _cuda_graph_skips() - skips_before
+
+
+def _cuda_graph_skips() -> int:
+    """How many compiled graphs torch has run without CUDA graphs in this process (its own counter)."""
+    from torch._dynamo.utils import counters  # private, but where torch counts them
+
+    return int(counters["inductor"].get("cudagraph_skips", 0))
 
 
 def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: History, losses: "_StepLosses",
