@@ -75,30 +75,32 @@ def test_step_lr_is_stepped_per_epoch_and_one_cycle_per_step(tiny):
         fit(model, train, epochs=1, optimizer=optimizer, scheduler_interval="batch")
 
 
+class RaisingLoader:
+    """The batches of ``batches`` on every pass, except that pass ``on_pass`` raises ``error`` after
+    ``after_batches`` of them (Ctrl-C in the middle of an epoch, a disk that goes away)."""
+
+    def __init__(self, batches, error, on_pass=2, after_batches=0):
+        self.batches, self.error, self.on_pass, self.after_batches = batches, error, on_pass, after_batches
+        self.passes = 0
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        self.passes += 1
+        for index, batch in enumerate(self.batches):
+            if self.passes == self.on_pass and index == self.after_batches:
+                raise self.error
+            yield batch
+
+
 def test_keyboard_interrupt_returns_the_history_so_far(tiny, tmp_path):
     model = small_model()
     train, _ = loaders(tiny)
 
-    class InterruptedLoader:
-        """Yields one epoch, then part of the next, then simulates Ctrl-C."""
-
-        batch_size = 64
-
-        def __init__(self):
-            self.calls = 0
-
-        def __len__(self):
-            return len(train)
-
-        def __iter__(self):
-            self.calls += 1
-            for index, batch in enumerate(train):
-                if self.calls == 2 and index == 2:
-                    raise KeyboardInterrupt
-                yield batch
-
     path = tmp_path / "run.pt"
-    history = fit(model, InterruptedLoader(), epochs=5, optimizer=sgd(model), checkpoint_path=path, progress=False)
+    interrupted = RaisingLoader(train, KeyboardInterrupt, after_batches=2)  # one epoch, 2 steps, then Ctrl-C
+    history = fit(model, interrupted, epochs=5, optimizer=sgd(model), checkpoint_path=path, progress=False)
     assert history.epochs_done == 1
     assert len(history.step_loss) == len(history.step_lr) == len(train)  # whole epochs only
     assert "the 2 step(s) of the interrupted epoch were dropped" in history.meta["stopped"]
@@ -437,21 +439,7 @@ def test_a_nan_test_loss_is_a_warning_in_the_log_and_the_record(tiny, capsys):
 
 def test_an_error_in_the_loop_keeps_the_history_of_the_complete_epochs(tiny):
     batches = as_batches(*normalised(tiny))
-
-    class FailsInEpochTwo:
-        def __init__(self):
-            self.passes = 0
-
-        def __len__(self):
-            return len(batches)
-
-        def __iter__(self):
-            self.passes += 1
-            if self.passes == 2:
-                raise OSError("the disk went away")
-            return iter(batches)
-
     model = linear_model()
     with pytest.raises(OSError, match="the disk went away") as stopped:
-        fit(model, FailsInEpochTwo(), epochs=3, optimizer=sgd(model), progress=False)
+        fit(model, RaisingLoader(batches, OSError("the disk went away")), epochs=3, optimizer=sgd(model), progress=False)
     assert stopped.value.history.epochs_done == 1 and len(stopped.value.history.step_loss) == len(batches)
