@@ -16,7 +16,7 @@ from pathlib import Path
 
 from course_utils import article_fixes, data
 from course_utils.devices import describe_device, pick_device
-from course_utils.experiments import load_runs, slug
+from course_utils.records import load_runs, slug
 from course_utils.history import History
 
 

@@ -11,7 +11,7 @@ table row per seed and batch size, for benchmarks/README.md ("Lessons over seeds
 
 import argparse
 
-from course_utils import article, checkpoint, data, experiments
+from course_utils import article, checkpoint, data, models
 from course_utils.devices import describe_device, pick_device
 
 CHECKPOINT = data.REPO_DATA_DIR / "results" / "degradation-cpu" / "degradation__resnet-20.pt"
@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     device = pick_device(verbose=False)
-    model = experiments.build_named_model("resnet-20")
+    model = models.build("resnet-20")
     checkpoint.load_checkpoint(CHECKPOINT, model, restore_rng=False)
     cifar = data.load_cifar10()
     print(f"device: {describe_device(device)}; {CHECKPOINT.name}; {args.test_size:,} test images per seed")

@@ -36,7 +36,9 @@ def main() -> int:
     from course_utils.cli import parse_overrides
     from course_utils.data import load_cifar10
     from course_utils.devices import PLAIN, describe_device, pick_device
-    from course_utils.experiments import apply_overrides, build_named_model, get_settings, run_experiment
+    from course_utils.experiments import get_settings
+    from course_utils.models import build
+    from course_utils.runner import apply_overrides, run_experiment
     from course_utils.modes import FAST_OPTIONS, Settings, current_mode, format_settings
     from course_utils.training import evaluate, fit, seed_everything
 
@@ -88,7 +90,7 @@ def main() -> int:
     # The article's way, for the same number of seconds.
     budget = statistics.mean(seconds)
     seed_everything(0)
-    model = build_named_model("resnet18", settings.width)
+    model = build("resnet18", settings.width)
     train = article_loader(data.train_images, data.train_labels, batch_size=8, num_workers=2)
     test = article_loader(data.test_images, data.test_labels, batch_size=100, num_workers=2, shuffle=False,
                           train=False)

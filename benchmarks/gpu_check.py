@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from course_utils.data import load_cifar10
     from course_utils.devices import Speed, choose_precision, describe_device, pick_device
-    from course_utils.experiments import EXPERIMENTS, build_named_model, run_experiment
-    from course_utils.models import count_macs
+    from course_utils.experiments import EXPERIMENTS
+    from course_utils.models import build, count_macs
+    from course_utils.runner import run_experiment
     from course_utils.training import git_commit, measure_training_speed
 
     # A dry run checks the script, not the committed records: it writes to a folder of its own.
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def measure(part: str, name: str, width: int, precision: str, channels_last: bool, compile: bool,
                 model_batch: int = batch) -> None:
-        model = build_named_model(name, width)
+        model = build(name, width)
         macs = count_macs(model)
         if compile:
             torch._dynamo.reset()  # compile afresh: past ~8 recompilations dynamo would quietly run eager

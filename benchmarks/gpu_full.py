@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from course_utils.devices import Speed, describe_device, pick_device
     from course_utils.estimates import t4_step_seconds
-    from course_utils.experiments import build_named_model, get_settings, load_runs, load_seed_runs, run_specs
+    from course_utils.experiments import get_settings, run_specs
+    from course_utils.models import build
+    from course_utils.records import load_runs, load_seed_runs, one_run_each
     from course_utils.parallel import Job, run_jobs, summary_line
     from course_utils.training import git_commit, measure_training_speed
 
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         save(out / "summary.json", summary)
 
     def fast_records() -> dict:
-        return load_seed_runs(out / "fast", "fast", missing_ok=True)  # part 1 may have written nothing
+        return one_run_each(load_seed_runs(out / "fast", "fast", missing_ok=True))  # part 1 may have written nothing
 
     # One process for all seeds: the recipe compiles once (later seeds reuse the compiled code).
     print(f"\n1. the fast recipe, {args.seeds} seed(s), one after another", flush=True)
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             run_settings = spec.settings(settings)
             # Longest first (by the T4 estimate's proportions), so that no long run starts last.
             steps = run_settings.epochs * math.ceil((run_settings.train_size or 50_000) / run_settings.batch_size)
-            weight = steps * t4_step_seconds(build_named_model(spec.model, run_settings.width), run_settings.batch_size)
+            weight = steps * t4_step_seconds(build(spec.model, run_settings.width), run_settings.batch_size)
             jobs.append((weight, Job(experiment, spec.label, out, mode, settings=graphs if experiment != "fast-ablation"
                                      else (), name=f"{experiment}-{spec.label}")))
     jobs = [job for _weight, job in sorted(jobs, key=lambda pair: -pair[0])]
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 started = time.monotonic()
                 row["images_per_s"] = round(measure_training_speed(
-                    build_named_model(name, width), images, labels, steps=steps, warmup=3, device=device,
+                    build(name, width), images, labels, steps=steps, warmup=3, device=device,
                     speed=Speed(amp="bf16", channels_last=True, compile=compile_mode)), 1)
                 row["seconds_with_warmup"] = round(time.monotonic() - started, 1)
                 torch._dynamo.reset()  # the next model compiles afresh

@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--mode", default="quick")
     args = parser.parse_args()
-    from course_utils import analysis, data, experiments, training
+    from course_utils import analysis, data, models, training
     from course_utils.experiments import get_settings
 
     settings = get_settings("gradients", args.mode)
@@ -32,7 +32,7 @@ def main() -> None:
         results = []
         for name in settings.models:
             training.seed_everything(seed)
-            model = experiments.build_named_model(name)
+            model = models.build(name)
             optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=settings.momentum,
                                         weight_decay=settings.weight_decay)
             loader = data.TensorLoader(images, labels, batch_size=settings.batch_size, seed=seed)

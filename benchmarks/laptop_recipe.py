@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--report", metavar="FOLDER", help="only summarise the records already in FOLDER")
     args = parser.parse_args()
 
-    from course_utils.experiments import load_seed_runs
+    from course_utils.records import load_seed_runs, one_run_each
 
     folder = Path(args.report or args.out)
     if not args.report:
@@ -59,7 +59,7 @@ def main() -> int:
             code = run_one_seed(seed, folder / f"seed-{seed}", args)
             if code:
                 return code
-    runs = load_seed_runs(folder, "laptop")
+    runs = one_run_each(load_seed_runs(folder, "laptop"))
     if not runs:
         print(f"error: no laptop run records in {folder}/seed-*/", file=sys.stderr)
         return 2
@@ -69,7 +69,8 @@ def main() -> int:
 def run_one_seed(seed: int, seed_folder: Path, args) -> int:
     """Probe the hour's speed, run the learner's command once, and keep its wall time."""
     from course_utils.cli import parse_overrides
-    from course_utils.experiments import apply_overrides, get_settings
+    from course_utils.experiments import get_settings
+    from course_utils.runner import apply_overrides
 
     settings = apply_overrides(get_settings("laptop", args.mode), parse_overrides(args.overrides))
     probe = probe_speeds(settings)
@@ -106,7 +107,7 @@ def probe_speeds(settings, rounds: int = 2, steps: int = 8) -> dict:
     real images at the recipe's batch size, precision and layout; means over ``rounds``."""
     from course_utils.data import load_cifar10
     from course_utils.devices import describe_device, pick_device
-    from course_utils.experiments import build_named_model
+    from course_utils.models import build
     from course_utils.training import measure_training_speed
 
     device = pick_device(verbose=False)
@@ -117,7 +118,7 @@ def probe_speeds(settings, rounds: int = 2, steps: int = 8) -> dict:
     speeds = {name: [] for name in networks}
     for _ in range(rounds):
         for name, (model_name, width) in networks.items():
-            model = build_named_model(model_name, width)
+            model = build(model_name, width)
             speeds[name].append(measure_training_speed(model, images, labels, steps=steps, warmup=2,
                                                        device=device, speed=settings.speed))
     return {"device": describe_device(device), "reference": f"{REFERENCE[0]} width {REFERENCE[1]}",

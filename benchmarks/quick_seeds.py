@@ -33,7 +33,8 @@ def main() -> int:
     from course_utils import verdicts
     from course_utils.cli import parse_overrides
     from course_utils.devices import describe_device, pick_device
-    from course_utils.experiments import load_runs, run_experiment
+    from course_utils.records import load_seed_runs
+    from course_utils.runner import run_experiment
 
     folder = Path(args.report or args.out or f"data/runs/seeds/{args.experiment}")
     if not args.report:
@@ -48,8 +49,7 @@ def main() -> int:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
 
-    seeds = {int(path.name.removeprefix("seed-")): load_runs(path, args.experiment)
-             for path in sorted(folder.glob("seed-*"))}
+    seeds = load_seed_runs(folder, args.experiment)
     complete = max((len(runs) for runs in seeds.values()), default=0)
     seeds = {seed: runs for seed, runs in sorted(seeds.items()) if runs and len(runs) == complete}  # finished seeds
     if not seeds:
@@ -62,13 +62,13 @@ def main() -> int:
     for seed, runs in seeds.items():
         for label, history in runs.items():
             print(f"| {seed} | {label} | {history.final_loss():.3f} | {1 - history.train_acc[-1]:.1%} | "
-                  f"{1 - history.val_acc[-1]:.1%} | {history.meta['wall_seconds']:.0f} |")
+                  f"{1 - history.test_acc:.1%} | {history.meta['wall_seconds']:.0f} |")
     print("\nmean (standard deviation) over the seeds:")
     for label in first_runs_labels(seeds):
         histories = [runs[label] for runs in seeds.values() if label in runs]
         print(f"  {label}: final train loss {spread([h.final_loss() for h in histories], '.3f')}, "
               f"train error {spread([100 * (1 - h.train_acc[-1]) for h in histories], '.1f')} %, "
-              f"test error {spread([100 * (1 - h.val_acc[-1]) for h in histories], '.1f')} %")
+              f"test error {spread([100 * (1 - h.test_acc) for h in histories], '.1f')} %")
     judge = verdicts.VERDICTS.get(args.experiment)
     if judge is not None:
         print("\nverdict of each seed:")
@@ -85,7 +85,7 @@ def main() -> int:
     print("|---" * (len(labels) + 1 + bool(judge)) + "|")
     for seed, runs in seeds.items():
         cells = [f"{runs[label].final_loss():.3f} / {1 - runs[label].train_acc[-1]:.1%} / "
-                 f"{1 - runs[label].val_acc[-1]:.1%}" for label in labels]
+                 f"{1 - runs[label].test_acc:.1%}" for label in labels]
         shown_cell = [("yes" if judge(runs).shown else "**no**")] if judge else []
         print("| " + " | ".join([str(seed), *cells, *shown_cell]) + " |")
     return 0

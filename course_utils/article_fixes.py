@@ -29,7 +29,7 @@ from torch import nn
 
 from course_utils import article, models
 from course_utils.data import Cifar10, TensorLoader
-from course_utils.experiments import one_cycle_factor
+from course_utils.schedules import one_cycle_factor
 from course_utils.history import History
 from course_utils.training import TimeBudget, evaluate, fit, seed_everything
 

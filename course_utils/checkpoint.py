@@ -40,6 +40,7 @@ class Checkpoint:
     arch: dict | None
     history: History | None
     meta: dict = field(default_factory=dict)
+    model_name: str | None = None  # the name ``models.build`` gave the model ("resnet-20"); None for older files
 
 
 def save_checkpoint(
@@ -67,6 +68,7 @@ def save_checkpoint(
         "model_state": weights,
         "weights_sha256": weights_checksum(weights),
         "arch": plain_data(getattr(_unwrap(model), "arch", None)),
+        "model_name": getattr(_unwrap(model), "model_name", None),
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
         "history": history.to_dict() if history is not None else None,
@@ -195,7 +197,8 @@ def load_checkpoint(
     if restore_rng:
         _set_rng_states(state["rng"])
     meta = dict(state["meta"])
-    return Checkpoint(path=path, epoch=meta.get("epoch"), arch=state["arch"], history=history, meta=meta)
+    return Checkpoint(path=path, epoch=meta.get("epoch"), arch=state["arch"], history=history, meta=meta,
+                      model_name=state.get("model_name"))
 
 
 def load_state_dict_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str = "state_dict") -> None:

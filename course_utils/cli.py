@@ -15,11 +15,12 @@ from pathlib import Path
 from course_utils.data import data_dir
 from course_utils.distributed import (is_distributed, is_main_process, launched_by_torchrun, start_process_group,
                                       stop_process_group)
-from course_utils.estimates import format_minutes, time_budget_minutes
-from course_utils.experiments import (EXPERIMENTS, get_settings, load_runs, planned_runs, record_paths, run_experiment,
-                                      t4_experiment_seconds)
-from course_utils.modes import MODES, current_mode, format_settings
+from course_utils.estimates import time_budget_minutes
+from course_utils.experiments import EXPERIMENTS, settings_lines
+from course_utils.modes import MODES, current_mode
 from course_utils.parallel import Job, run_jobs, summary_line
+from course_utils.records import load_runs, record_paths
+from course_utils.runner import planned_runs, run_experiment
 from course_utils.training import TrainingDiverged
 
 
@@ -70,14 +71,9 @@ def list_experiments() -> None:
           "(see course_utils/estimates.py), without compilation.")
     for name, experiment in EXPERIMENTS.items():
         print(f"{name}: {experiment.description}")
-        for mode in MODES:
-            if mode == "paper" and mode not in experiment.settings:
-                continue  # runs its full settings
-            settings = get_settings(name, mode)
-            line = f"  {mode:>5}: {format_settings(settings)}"
-            if mode in ("full", "paper"):
-                line += f"  [estimate on a T4: {format_minutes(t4_experiment_seconds(name, settings))}]"
-            print(line)
+        modes = [mode for mode in MODES if mode != "paper" or mode in experiment.settings]  # the others run full
+        for mode, line in zip(modes, settings_lines(name, modes)):
+            print(f"  {mode:>5}: {line}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +162,7 @@ def _run_in_parallel(args: argparse.Namespace, mode: str, out_dir: Path, overrid
     if is_distributed() or launched_by_torchrun():
         raise ValueError("--jobs starts processes of its own; under torchrun, run without it")
     specs = planned_runs(args.experiment, mode, overrides, args.only)  # every refusal before any process starts
-    record_paths(args.experiment, specs, out_dir, args.save_models, args.overwrite)
+    record_paths(args.experiment, [spec.label for spec in specs], out_dir, args.save_models, args.overwrite)
     jobs = [Job(args.experiment, spec.label, out_dir, mode, seed=args.seed, settings=tuple(args.overrides),
                 overwrite=args.overwrite, save_models=args.save_models) for spec in specs]
     print(f"{args.experiment} in {mode} mode: {len(jobs)} run(s), {min(args.jobs, len(jobs))} at a time, "

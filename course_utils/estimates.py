@@ -13,12 +13,14 @@ third of a step's arithmetic per test image for the evaluation after each epoch.
   models are bound by launches, not arithmetic; a T4 host is assumed no faster.
 
 ``python -m course_utils list`` prints the estimates; tests/test_estimates.py keeps each notebook's
-full mode under 30 minutes by them.
+full mode under 30 minutes by them. ``estimate_epoch_seconds`` gives them per run, by the T4
+assumption or measured on this device; ``runner.run_experiment`` prints them before it trains.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 from dataclasses import replace
@@ -28,8 +30,8 @@ from torch import nn
 
 from course_utils import models
 from course_utils.data import Cifar10
-from course_utils.modes import Settings
-from course_utils.training import measure_training_speed
+from course_utils.modes import RunSpec, Settings
+from course_utils.training import measure_training_speed, seed_everything
 
 T4_MACS_PER_SECOND = 4e12
 T4_SECONDS_PER_LAYER = 0.5e-3
@@ -64,6 +66,48 @@ def epoch_seconds(step_seconds: float, settings: Settings, train_images: int, te
     steps = math.ceil(train_images / settings.batch_size)
     test = test_images / settings.batch_size * step_seconds / 3 * (2 if settings.flip_tta else 1)
     return steps * step_seconds + test
+
+
+def estimate_epoch_seconds(specs: list[RunSpec], settings: Settings, *, device: torch.device | str,
+                           data: Cifar10 | None = None, seed: int = 0) -> dict[str, float]:
+    """Seconds per epoch of each run in ``specs`` with ``settings``: ``{label: seconds}``.
+
+    ``device="t4"``: by the T4 assumption (no data needed). Otherwise measured on that device: a few
+    timed training steps of each run's freshly built model on ``data`` (which must already be the
+    experiment's subset). torch.compile's compilation is not included.
+    """
+    train_images = len(data.train_images) if data is not None else (settings.train_size or 50_000)
+    test_images = len(data.test_images) if data is not None else (settings.test_size or 10_000)
+    test_images = min(test_images, settings.val_size or test_images)  # tested after each epoch
+    estimates = {}
+    for spec in specs:
+        run_settings = spec.settings(settings)
+        if device == "t4":
+            step = _t4_step_seconds(spec.model, run_settings.width, run_settings.batch_size)
+        else:
+            if data is None:
+                raise ValueError("measuring on a device needs the data (the experiment's subset)")
+            seed_everything(seed)
+            model = models.build(spec.model, run_settings.width, run_settings.zero_init_residual)
+            step = measured_step_seconds(model, run_settings, data, torch.device(device))
+        estimates[spec.label] = epoch_seconds(step, run_settings, train_images, test_images)
+    return estimates
+
+
+@functools.lru_cache(maxsize=None)
+def _t4_step_seconds(model: str, width: int | None, batch_size: int) -> float:
+    """``t4_step_seconds`` of a named model, once per process: counting its MACs runs it."""
+    return t4_step_seconds(models.build(model, width), batch_size)
+
+
+def run_seconds(seconds_per_epoch: float, settings: Settings) -> float:
+    """A run's expected seconds: its epochs, or its own time budget (the laptop recipe) if that is shorter."""
+    return min(settings.epochs * seconds_per_epoch, settings.time_budget or math.inf)
+
+
+def t4_seconds(specs: list[RunSpec], settings: Settings) -> float:
+    """Estimated seconds of all runs in ``specs`` on a T4."""
+    return sum(run_seconds(seconds, settings) for seconds in estimate_epoch_seconds(specs, settings, device="t4").values())
 
 
 def epochs_for_budget(minutes: float, seconds_per_epoch: dict[str, float], most: int) -> int:

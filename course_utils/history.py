@@ -30,7 +30,6 @@ def check_format(format_name) -> None:
     raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={format_name!r})")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s")
 STOP_REASONS = ("time_limit", "interrupted")
-CIFAR_FAMILIES = {"plain_net": "plain", "cifar_resnet": "resnet"}  # models.plain_net, models.cifar_resnet
 
 
 @dataclass
@@ -71,12 +70,10 @@ class History:
         return self.meta.get("stop_reason") == "interrupted"
 
     @property
-    def cifar_family_and_depth(self) -> tuple[str, int] | None:
-        """``("plain", 56)`` or ``("resnet", 20)`` for the paper's CIFAR networks, read from the
-        architecture ``fit`` recorded in ``config["model"]``; None for any other model."""
-        model = self.config.get("model", {})
-        family = CIFAR_FAMILIES.get(model.get("name"))
-        return (family, model["depth"]) if family is not None and "depth" in model else None
+    def model_name(self) -> str | None:
+        """The course's name of the trained model (``models.build``: "resnet-20", "resnet18"), or None
+        for a model not built by name; ``models.family_and_depth`` reads family and depth from it."""
+        return self.config.get("model_name")
 
     @property
     def test_acc(self) -> float:

@@ -9,6 +9,8 @@
                    and ``plain_net(depth)`` (the same layers with the shortcuts removed).
 * ``ResNet9``      the DAWNBench layout (Myrtle.ai, 2018): downsampling early, few but wide
                    BasicBlocks; the course's laptop recipe (``resnet9``).
+* ``build(name)``  the course's model names ("plain-56", "resnet-20", "resnet18", ...), the one
+                   vocabulary of settings, run records, checkpoints and plots (``MODEL_NAMES``).
 
 Attribute names follow torchvision's ``models/resnet.py`` (``conv1``, ``bn1``, ``layer1``...,
 ``downsample``, ``fc``), so a torchvision state_dict loads into these models unchanged and back.
@@ -16,7 +18,8 @@ Attribute names follow torchvision's ``models/resnet.py`` (``conv1``, ``bn1``, `
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import re
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -388,6 +391,80 @@ def build_model(name: str, **config) -> nn.Module:
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[name](**config)
+
+
+MODEL_NAMES = ("'plain-D' or 'resnet-D' (D = 6n + 2, e.g. 20, 56; 'resnet-D-B' for option-B shortcuts), resnet9, "
+               "resnet18 / 34 / 50 / 101 / 152, or article-blocks-N / paper-blocks-N")
+_CIFAR_NAME = re.compile(r"(plain|resnet)-(\d+)(-B)?")
+_BLOCKS_NAME = re.compile(r"(article|paper)-blocks-(\d+)")
+_IMAGENET_LAYOUTS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
+class ModelName(NamedTuple):
+    """What a course model name says: ``"resnet-20-B"`` is family "resnet", depth 20, shortcut "B"."""
+
+    family: str  # "plain", "resnet" (the paper's CIFAR nets), "resnet9", "resnet18"..., "article-blocks", "paper-blocks"
+    depth: int | None = None  # weighted layers of the CIFAR nets; blocks of the block stacks
+    shortcut: str | None = None  # "A" or "B" for the residual CIFAR nets
+
+
+def parse_name(name: str) -> ModelName:
+    """``"plain-56"`` -> ``ModelName("plain", 56)``; a ValueError naming the valid names for any other text."""
+    match = _CIFAR_NAME.fullmatch(name) if isinstance(name, str) else None
+    if match and not (match.group(1) == "plain" and match.group(3)):  # a plain network has no shortcut to choose
+        family = match.group(1)
+        return ModelName(family, int(match.group(2)), None if family == "plain" else "B" if match.group(3) else "A")
+    match = _BLOCKS_NAME.fullmatch(name) if isinstance(name, str) else None
+    if match:
+        return ModelName(f"{match.group(1)}-blocks", int(match.group(2)))
+    if name == "resnet9" or name in _IMAGENET_LAYOUTS:
+        return ModelName(name)
+    raise ValueError(f"unknown model name {name!r}; use {MODEL_NAMES}")
+
+
+def family_and_depth(name: str | None) -> tuple[str, int] | None:
+    """``("plain", 56)`` or ``("resnet", 20)`` for the paper's CIFAR networks; None for any other
+    model name, and for None (a record of a model not built by name)."""
+    if name is None:
+        return None
+    parsed = parse_name(name)
+    return (parsed.family, parsed.depth) if parsed.family in ("plain", "resnet") else None
+
+
+def build(name: str, width: int | None = None, zero_init_residual: bool = False) -> nn.Module:
+    """The freshly initialised model called ``name`` (``MODEL_NAMES``), with ``model.model_name = name``
+    so that ``training.fit`` and ``checkpoint.save_checkpoint`` record the name it was built by.
+
+    ``"plain-56"`` -> ``plain_net(56)``, ``"resnet-20"`` -> ``cifar_resnet(20)`` (option-A shortcuts;
+    ``"resnet-20-B"``: option B, a 1x1 projection and BatchNorm where the shape changes),
+    ``"resnet18"`` -> ``resnet18(stem="cifar", width=width or 64)`` (likewise 34 to 152),
+    ``"resnet9"`` -> ``resnet9(width=width or 16)`` (the laptop recipe's network),
+    ``"article-blocks-3"`` / ``"paper-blocks-3"`` -> a stem, 3 of the article's / the paper's
+    residual blocks of ``width`` channels (16 by default), pooling and a classifier (notebook 02).
+    ``width`` does not apply to the paper's CIFAR nets (16/32/64 channels by definition).
+
+    ``zero_init_residual`` applies to the residual networks only: a plain block whose last
+    BatchNorm scale is zero would output zeros, not its input.
+    """
+    parsed = parse_name(name)
+    if parsed.family == "plain":
+        model = plain_net(parsed.depth)
+    elif parsed.family == "resnet":
+        model = cifar_resnet(parsed.depth, shortcut=parsed.shortcut, zero_init_residual=zero_init_residual)
+    elif parsed.family == "resnet9":
+        model = resnet9(width=width or 16, zero_init_residual=zero_init_residual)
+    elif parsed.family == "article-blocks":
+        # Here, not at the top: the article's block lives with the rest of the article's code, which
+        # also trains and tests the article's way (and so imports the training loop, above this module).
+        from course_utils.article import article_block_stack
+
+        model = article_block_stack(num_blocks=parsed.depth, width=width or 16)
+    elif parsed.family == "paper-blocks":
+        model = ResNet(BasicBlock, [parsed.depth], stem="cifar", width=width or 16)
+    else:
+        model = build_model(parsed.family, stem="cifar", width=width or 64, zero_init_residual=zero_init_residual)
+    model.model_name = name
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 
 from course_utils.devices import AUTOCAST_DTYPES, COMPILE_MODES, Speed
+from course_utils.schedules import SCHEDULES
 
 MODES = ("smoke", "quick", "full", "paper")
 
@@ -64,12 +65,12 @@ class Settings:
     # data, continued
     cutout: int = 0  # side of the square Cutout blanks in each training image (0 = off)
     # model
-    models: tuple[str, ...] = ()  # model names, see experiments.build_named_model
+    models: tuple[str, ...] = ()  # model names, see models.build
     width: int | None = None  # base width of ResNet18/34/50 (64 in the paper)
     zero_init_residual: bool = False  # residual blocks start as the identity (their last BN scale = 0)
     # schedule, continued
     lr_milestones: tuple[float, ...] = ()  # fractions of training after which the LR is divided by 10
-    schedule: str | None = None  # "one-cycle"; None = "multistep" with lr_milestones, else constant
+    schedule: str | None = None  # schedules.SCHEDULES; None = "multistep" with lr_milestones, else constant
     warmup_fraction: float = 0.0  # one-cycle: share of the steps spent raising the LR (0 = linear decay only)
     time_budget: float | None = None  # seconds of training; the one-cycle LR follows the clock, epochs is a cap
     # evaluation
@@ -86,6 +87,20 @@ class Settings:
         return Speed(amp=self.amp, channels_last=self.channels_last, compile=self.compile)
 
 
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of an experiment: a label, a model name (``models.build``) and the settings
+    this run changes, e.g. ``(("schedule", "step"),)`` for notebook 05's StepLR run."""
+
+    label: str
+    model: str  # e.g. "plain-56", "resnet-20", "resnet18"
+    changes: tuple[tuple[str, object], ...] = ()
+
+    def settings(self, settings: Settings) -> Settings:
+        """The experiment's settings with this run's changes applied."""
+        return replace(settings, **dict(self.changes))
+
+
 GROUPS = {
     "data": ("train_size", "test_size", "batch_size", "cutout"),
     "model": ("models", "width", "zero_init_residual"),
@@ -100,7 +115,6 @@ FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "c
                 "channels_last", "compile", "time_budget", "val_size")
 
 
-SCHEDULES = ("constant", "step", "multistep", "one-cycle")  # experiments.make_scheduler builds each
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 

@@ -34,6 +34,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from course_utils.data import CIFAR10_CLASSES, denormalize
 from course_utils.history import METRICS, History
+from course_utils.models import family_and_depth
 
 PER_STEP_METRICS = ("step_loss", "step_lr")
 PERCENT_METRICS = ("train_acc", "val_acc", "train_error", "val_error")
@@ -478,14 +479,14 @@ def plot_gradient_norms(norms: dict[str, dict[str, float]], ax: Axes | None = No
 
 def plot_error_vs_depth(runs: dict[str, History], paper: dict[int, float] | None = None,
                         ax: Axes | None = None) -> Figure:
-    """Final test error (%) against depth, one line per family (the plain and residual CIFAR networks
-    of ``models.plain_net`` / ``models.cifar_resnet``; other runs are left out), with ``paper``
+    """Final test error (%) against depth, one line per family (the plain and residual CIFAR networks,
+    "plain-D" and "resnet-D" in ``models.build``; other runs are left out), with ``paper``
     ({depth: error %}, e.g. He et al.'s Table 6) drawn alongside."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     for family, style in (("plain", "o-"), ("resnet", "s-")):
         points = sorted((network[1], 100 * (1 - history.test_acc)) for history in runs.values()
-                        if (network := history.cifar_family_and_depth) and network[0] == family)
+                        if (network := family_and_depth(history.model_name)) and network[0] == family)
         if points:
             ax.plot(*zip(*points), style, label=f"{family} (this run)")
     if paper:
@@ -530,7 +531,7 @@ def plot_ablation(runs: dict[str, History]) -> Figure:
     """The fast recipe's ablation (notebook 08) as two bar charts, one bar per run in order:
     training images/s (mean over the epochs) and final test accuracy (%) on the whole test split."""
     if not runs:
-        raise ValueError("runs is empty: pass the ablation's runs, e.g. experiments.run_experiment('fast-ablation')")
+        raise ValueError("runs is empty: pass the ablation's runs, e.g. runner.run_experiment('fast-ablation')")
     untested = [label for label, history in runs.items()
                 if not history.images_per_s or not math.isfinite(history.test_acc)]
     if untested:

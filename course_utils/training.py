@@ -47,7 +47,7 @@ class TimeBudget:
 
     ``fit(time_limit=budget)`` stops when the budget is spent and updates ``budget.spent`` (seconds
     of training loop in this call; evaluations and checkpoints do not count) after every step, so
-    a schedule can follow the clock (``experiments.make_scheduler`` with ``budget``): the same
+    a schedule can follow the clock (``schedules.make_scheduler`` with ``budget``): the same
     recipe then ends on time on a fast machine and on a slow one, only with more or fewer steps.
     """
 
@@ -714,6 +714,7 @@ def _run_config(model, loader, optimizer, scheduler, epochs, step: TrainingStep,
     group = optimizer.param_groups[0]
     return {
         "model": getattr(model, "arch", {"name": type(model).__name__}),
+        "model_name": getattr(model, "model_name", None),  # set by models.build: "resnet-20", "resnet18", ...
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "epochs": epochs,
         **_loader_facts(loader),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from course_utils.history import History
+from course_utils.models import family_and_depth
 
 # Margins per experiment and quantity. Two runs that differ only in their seed differ by about
 # sqrt(2) x sigma, where sigma is a run's seed-to-seed standard deviation; the margin is that, with
@@ -70,7 +71,7 @@ def depth(runs: dict[str, History]) -> Verdict:
     training error of the last epoch, which averages over a whole epoch of changing weights."""
     def losses(family: str) -> dict[int, float]:
         found = {network[1]: history.final_loss() for history in runs.values()
-                 if (network := history.cifar_family_and_depth) and network[0] == family}
+                 if (network := family_and_depth(history.model_name)) and network[0] == family}
         return dict(sorted(found.items()))
 
     margin = MARGINS["depth"]["final_loss"]

@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from course_utils import estimates, experiments
+from course_utils import estimates, experiments, models, runner
 from course_utils.history import History
 
 # The experiments each notebook runs in full mode (notebook 08's laptop cell runs for 60 s).
+def t4_minutes(experiment: str, mode: str) -> float:
+    settings = experiments.get_settings(experiment, mode)
+    return estimates.t4_seconds(experiments.run_specs(experiment, settings), settings) / 60
+
+
 NOTEBOOK_EXPERIMENTS = {"01": ("gradients", "degradation"), "02": ("block-defects",), "05": ("lr-decay",),
                         "06": ("save-load",), "07": ("depth",), "08": ("fast-ablation",)}
 SPEED_RECORD = Path(__file__).resolve().parent.parent / "data" / "results" / "gpu-check" / "speed.json"
@@ -19,13 +24,12 @@ SPEED_RECORD = Path(__file__).resolve().parent.parent / "data" / "results" / "gp
 
 @pytest.mark.parametrize("notebook", sorted(NOTEBOOK_EXPERIMENTS))
 def test_each_notebook_fits_half_an_hour_on_a_t4_in_full_mode(notebook):
-    minutes = sum(experiments.t4_experiment_seconds(name, experiments.get_settings(name, "full"))
-                  for name in NOTEBOOK_EXPERIMENTS[notebook]) / 60
+    minutes = sum(t4_minutes(name, "full") for name in NOTEBOOK_EXPERIMENTS[notebook])
     assert 0 < minutes <= 30, f"notebook {notebook}: {minutes:.1f} min estimated on a T4"
 
 
 def test_paper_mode_is_estimated_at_hours_on_a_t4():
-    assert experiments.t4_experiment_seconds("depth", experiments.get_settings("depth", "paper")) > 3 * 3600
+    assert t4_minutes("depth", "paper") > 3 * 60
 
 
 def test_the_per_layer_cost_assumed_for_a_t4_is_at_least_what_the_h200_measured():
@@ -35,7 +39,7 @@ def test_the_per_layer_cost_assumed_for_a_t4_is_at_least_what_the_h200_measured(
     for row in record["rows"]:
         if row["part"] != "2":
             continue
-        model = experiments.build_named_model(row["model"], row["width"])
+        model = models.build(row["model"], row["width"])
         layers = sum(isinstance(module, (nn.Conv2d, nn.Linear)) for module in model.modules())
         per_layer.append(row["batch"] / row["images_per_s"] / layers)
     assert len(per_layer) >= 10 and "H200" in record["meta"]["device"]
@@ -43,7 +47,7 @@ def test_the_per_layer_cost_assumed_for_a_t4_is_at_least_what_the_h200_measured(
 
 
 def test_t4_step_grows_with_the_batch_and_the_model():
-    small, deep = experiments.build_named_model("resnet-20"), experiments.build_named_model("resnet-56")
+    small, deep = models.build("resnet-20"), models.build("resnet-56")
     assert estimates.t4_step_seconds(small, 128) < estimates.t4_step_seconds(small, 512)
     assert estimates.t4_step_seconds(small, 128) < estimates.t4_step_seconds(deep, 128)
 
@@ -68,7 +72,7 @@ def test_course_time_budget_must_be_minutes(monkeypatch):
 def test_run_experiment_prints_the_estimate_and_records_the_budgets_choice(tmp_path, monkeypatch, cifar, capsys):
     monkeypatch.setenv("COURSE_MODE", "smoke")
     monkeypatch.setenv("COURSE_TIME_BUDGET", "0.0001")  # far too short: one epoch each, said so
-    runs = experiments.run_experiment("lr-decay", out_dir=tmp_path, data=cifar, progress=False)
+    runs = runner.run_experiment("lr-decay", out_dir=tmp_path, data=cifar, progress=False)
     out = capsys.readouterr().out
     assert "expected on cpu (a few timed steps per run): resnet18 constant LR" in out
     assert "time budget: 1 epoch(s) of every run fit the 0.0001-minute budget" in out

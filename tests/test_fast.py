@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from course_utils import experiments
+from course_utils import experiments, runner, schedules
 from course_utils.data import TensorLoader, cutout_mask
 from course_utils.devices import Speed
 from course_utils.experiments import get_settings
@@ -52,8 +52,8 @@ def test_loader_cutout_blanks_to_the_mean_colour_and_only_with_augmentation(tiny
 def lr_curve(settings, steps_per_epoch, budget=None, spent=None):
     """The LR of every step; ``spent(step)`` plays fit's part of updating the budget."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
-    scheduler = experiments.make_scheduler(optimizer, settings, "one-cycle", steps_per_epoch=steps_per_epoch,
-                                           budget=budget)
+    scheduler = schedules.make_scheduler(optimizer, replace(settings, schedule="one-cycle"),
+                                         steps_per_epoch=steps_per_epoch, budget=budget)
     curve = []
     for step in range(settings.epochs * steps_per_epoch):
         curve.append(optimizer.param_groups[0]["lr"])
@@ -82,8 +82,7 @@ def test_one_cycle_rises_to_the_peak_then_falls_linearly_to_near_zero():
     linear = lr_curve(replace(settings, warmup_fraction=0.0, epochs=1), steps_per_epoch=50)
     assert linear[0].item() == pytest.approx(settings.lr * (1 - 0.5 / 50)) and torch.all(linear.diff() < 0)
     with pytest.raises(ValueError, match="steps_per_epoch"):
-        experiments.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), settings,
-                                   "one-cycle")
+        schedules.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1), settings)
 
 
 def test_one_cycle_with_a_time_budget_follows_the_clock():
@@ -135,18 +134,19 @@ def test_ablation_switches_one_trick_on_per_run():
     specs = experiments.run_specs("fast-ablation", get_settings("fast-ablation", "quick"))
     labels = [label for label, _ in experiments.ABLATION]
     assert [spec.label for spec in specs] == labels[:-1]  # no torch.compile on a CPU budget
-    assert specs[0].changes == () and specs[0].schedule == "constant"
+    settings = get_settings("fast-ablation", "quick")
+    assert specs[0].changes == () and schedules.schedule_of(specs[0].settings(settings)) == "constant"
     for before, after in zip(specs, specs[1:]):
         # Each run keeps every earlier change and adds at least one.
         assert set(before.changes) < set(after.changes)
-    assert specs[-1].schedule == "one-cycle" and dict(specs[-1].changes)["cutout"] == 16
+    assert schedules.schedule_of(specs[-1].settings(settings)) == "one-cycle" and dict(specs[-1].changes)["cutout"] == 16
     full = experiments.run_specs("fast-ablation", get_settings("fast-ablation", "full"))
     assert full[-1].label == "+ torch.compile"
 
 
 def test_laptop_run_records_the_recipe_and_rejects_unknown_overrides(tmp_path, monkeypatch, cifar):
     monkeypatch.setenv("COURSE_MODE", "smoke")
-    runs = experiments.run_experiment("laptop", out_dir=tmp_path, data=cifar, progress=False,
+    runs = runner.run_experiment("laptop", out_dir=tmp_path, data=cifar, progress=False,
                                       overrides={"epochs": 2})
     history = runs["resnet9"]
     config = history.config
@@ -155,13 +155,13 @@ def test_laptop_run_records_the_recipe_and_rejects_unknown_overrides(tmp_path, m
     assert history.step_lr[-1] < 0.2 * max(history.step_lr)  # decayed towards zero
     assert (tmp_path / "laptop__resnet9.json").exists()
     with pytest.raises(ValueError, match="unknown setting"):
-        experiments.run_experiment("laptop", data=cifar, progress=False, overrides={"epoch": 2})
+        runner.run_experiment("laptop", data=cifar, progress=False, overrides={"epoch": 2})
 
 
 def test_laptop_run_tests_a_fixed_sample_each_epoch_and_the_whole_test_split_at_the_end(monkeypatch, cifar):
     monkeypatch.setenv("COURSE_MODE", "smoke")  # test_size 100
     # A model name given as a string (as --set models=resnet18 gives it) is one model, not letters.
-    runs = experiments.run_experiment("laptop", data=cifar, progress=False,
+    runs = runner.run_experiment("laptop", data=cifar, progress=False,
                                       overrides={"epochs": 2, "val_size": 40, "models": "resnet18"})
     history = runs["resnet18"]
     assert history.config["model"]["name"] == "resnet18"
@@ -170,5 +170,5 @@ def test_laptop_run_tests_a_fixed_sample_each_epoch_and_the_whole_test_split_at_
     final = history.meta["final_test"]
     assert final["images"] == 100 and final["flip_tta"]
     assert history.test_acc == final["accuracy"] and abs(final["accuracy"] * 100 - round(final["accuracy"] * 100)) < 1e-9
-    without = experiments.run_experiment("laptop", data=cifar, progress=False, overrides={"val_size": None})["resnet9"]
+    without = runner.run_experiment("laptop", data=cifar, progress=False, overrides={"val_size": None})["resnet9"]
     assert "final_test" not in without.meta and without.test_acc == without.val_acc[-1]

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from course_utils import experiments
+from course_utils import experiments, runner, schedules
 from course_utils.experiments import EXPERIMENTS, get_settings
 
 
@@ -23,7 +23,7 @@ def test_every_full_mode_schedule_can_be_built():
     for name, mode, spec in full_mode_runs():
         settings = spec.settings(get_settings(name, mode))
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=settings.lr)
-        experiments.make_scheduler(optimizer, settings, spec.schedule, steps_per_epoch=98)  # 50,000 / 512
+        schedules.make_scheduler(optimizer, settings, steps_per_epoch=98)  # 50,000 / 512
 
 
 def distinct_models():
@@ -42,6 +42,6 @@ def test_each_full_mode_network_trains_two_steps_and_evaluates(experiment, mode,
     # torch.compile (a minute of compiling on a CPU; the GPU check runs it).
     settings = replace(get_settings(experiment, mode), epochs=1, batch_size=10, compile=False, time_budget=None)
     data = tiny.subset(20, 10)
-    history = experiments.train_run(spec, settings, data, device=torch.device("cpu"), progress=False)
+    history = runner.train_run(spec, settings, data, device=torch.device("cpu"), progress=False)
     assert len(history.step_loss) == 2 and history.epochs_done == 1
     assert torch.isfinite(torch.tensor(history.step_loss)).all() and 0 <= history.val_acc[-1] <= 1

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils.experiments import load_runs, load_seed_runs
+from course_utils.records import load_runs, load_seed_runs, one_run_each
 
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("gpu_full", REPO / "benchmarks" / "gpu_full.py")
@@ -27,7 +27,7 @@ def test_the_dry_run_writes_every_part_with_its_provenance(tmp_path, capsys, mon
     assert summary["meta"]["git_commit"] == "0123abc-test" and summary["meta"]["dry_run"] is True
     records = {experiment: load_runs(out, experiment) for experiment in ("degradation", "lr-decay", "depth",
                                                                          "fast-ablation")}
-    fast = load_seed_runs(out / "fast", "fast")
+    fast = one_run_each(load_seed_runs(out / "fast", "fast"))
     assert [len(runs) for runs in records.values()] == [1, 1, 1, 1] and sorted(fast) == [0, 1]
     for history in [*fast.values(), *(h for runs in records.values() for h in runs.values())]:
         assert history.meta["git_commit"] == "0123abc-test" and history.meta["mode"] == "smoke"

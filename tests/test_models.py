@@ -176,3 +176,55 @@ def test_resnet9_zero_init_residual_starts_its_blocks_as_the_identity():
     block = model.layer3[-1]
     x = torch.rand(2, 64, 4, 4)  # non-negative, as after a ReLU
     assert torch.allclose(block(x), x)
+
+
+def test_named_models():
+    assert models.build("plain-56").arch == {"name": "plain_net", "depth": 56, "num_classes": 10}
+    assert models.build("resnet-20").arch["name"] == "cifar_resnet"
+    assert models.build("resnet34", width=8).arch["width"] == 8
+    with pytest.raises(ValueError, match="unknown model name"):
+        models.build("vgg-16")
+
+
+def test_resnet_names_choose_the_shortcut_option():
+    option_a, option_b = models.build("resnet-20"), models.build("resnet-20-B")
+    assert option_b.arch["shortcut"] == "B" and option_a.arch["shortcut"] == "A"
+    assert models.count_parameters(option_b) - models.count_parameters(option_a) == 2_752  # two projections + BN
+    with pytest.raises(ValueError, match="resnet-D-B"):
+        models.build("plain-20-B")  # a plain network has no shortcut to choose
+
+
+def test_a_model_built_by_name_carries_the_name_into_its_record_and_its_checkpoint(tmp_path, tiny):
+    from course_utils.checkpoint import load_checkpoint, save_checkpoint
+    from course_utils.data import TensorLoader
+    from course_utils.training import fit
+
+    model = models.build("resnet-20-B")
+    assert model.model_name == "resnet-20-B" and model.arch["shortcut"] == "B"
+    history = fit(model, TensorLoader(tiny.train_images[:64], tiny.train_labels[:64], batch_size=64), epochs=1,
+                  optimizer=torch.optim.SGD(model.parameters(), lr=0.01), progress=False)
+    assert history.model_name == "resnet-20-B" and models.family_and_depth(history.model_name) == ("resnet", 20)
+    save_checkpoint(tmp_path / "model.pt", model, history=history)
+    assert load_checkpoint(tmp_path / "model.pt", models.build("resnet-20-B")).model_name == "resnet-20-B"
+    unnamed = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))  # no name to record
+    history = fit(unnamed, TensorLoader(tiny.train_images[:64], tiny.train_labels[:64], batch_size=64), epochs=1,
+                  optimizer=torch.optim.SGD(unnamed.parameters(), lr=0.01), progress=False)
+    assert history.model_name is None and models.family_and_depth(history.model_name) is None
+
+
+@pytest.mark.parametrize("name, parsed", [
+    ("plain-56", ("plain", 56, None)), ("resnet-110", ("resnet", 110, "A")), ("resnet-20-B", ("resnet", 20, "B")),
+    ("resnet9", ("resnet9", None, None)), ("resnet50", ("resnet50", None, None)),
+    ("article-blocks-3", ("article-blocks", 3, None)), ("paper-blocks-2", ("paper-blocks", 2, None)),
+])
+def test_every_kind_of_model_name_parses_and_builds(name, parsed):
+    assert tuple(models.parse_name(name)) == parsed
+    model = models.build(name, width=8)
+    assert model.model_name == name and models.count_parameters(model) > 0
+    assert models.family_and_depth(name) == (parsed[:2] if parsed[0] in ("plain", "resnet") else None)
+
+
+@pytest.mark.parametrize("name", ["resnet-21", "plain-20-B", "ResNet-20", "resnet18-B", "vgg-16", "", None, 20])
+def test_a_wrong_model_name_is_refused_with_the_valid_names(name):
+    with pytest.raises(ValueError, match=r"unknown model name|depth must be 6n \+ 2"):
+        models.build(name)

@@ -67,6 +67,26 @@ def test_no_module_of_the_package_imports_another_in_a_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def module_map() -> dict[str, set[str]]:
+    """CONTRIBUTING.md's table of modules: {module: the package modules it says the module imports}."""
+    import re
+
+    text = (PACKAGE.parent / "CONTRIBUTING.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| ([^|]+) \|$", text, re.M)
+    return {module: set(re.findall(r"`(\w+)`", imports)) for module, imports in rows}
+
+
+def test_contributings_module_map_names_every_module_and_what_it_imports():
+    declared, actual = module_map(), import_graph()
+    actual = {module: imports for module, imports in actual.items() if module != "__init__"}
+    assert set(declared) == set(actual), f"modules missing from or stale in the map: {set(declared) ^ set(actual)}"
+    wrong = {module: {"map": sorted(declared[module]), "code": sorted(actual[module])}
+             for module in actual if declared[module] != actual[module]}
+    assert wrong == {}, f"CONTRIBUTING.md's module map differs from the imports: {wrong}"
+    order = list(declared)  # each module imports only modules above it in the table
+    assert all(order.index(imported) < order.index(module) for module in order for imported in declared[module])
+
+
 def long_functions(source: str) -> list[tuple[str, int]]:
     """(name, lines of code) of every function over LONGEST_FUNCTION lines without a written reason."""
     found = []

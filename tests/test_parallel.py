@@ -25,13 +25,13 @@ def course_command(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_jobs_write_the_records_of_the_same_runs_one_after_another(tmp_path, cifar):
-    from course_utils import experiments
+    from course_utils import runner
 
     settings = {"epochs": 2, "train_size": 192}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each job below gets: a CPU sums in another order with another number of threads
     try:
-        one_by_one = experiments.run_experiment("degradation", mode="smoke", data=cifar, overrides=settings,
+        one_by_one = runner.run_experiment("degradation", mode="smoke", data=cifar, overrides=settings,
                                                 only=["plain-20", "resnet-20"], out_dir=tmp_path / "one",
                                                 progress=False)
     finally:

@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 
 from course_utils import plotting
 from course_utils.data import normalize
-from course_utils.experiments import build_named_model
 from course_utils.plotting import (RunComparison, compare_runs, compare_runs_widget, ema, plot_confusion_matrix,
                                    plot_history, show_images)
 from course_utils.history import History
@@ -329,7 +328,7 @@ def test_plot_gradient_norms_draws_one_log_scale_line_per_network():
 
 def test_depth_lesion_and_slice_plots_draw_what_they_are_given():
     def record(model, accuracy):  # the architecture as fit records it, from the model itself
-        return History(val_acc=[accuracy], config={"model": build_named_model(model).arch})
+        return History(val_acc=[accuracy], config={"model_name": model})
 
     runs = {"plain-20": record("plain-20", 0.5), "plain-56": record("plain-56", 0.4),
             "resnet-20": record("resnet-20", 0.6), "resnet-56": record("resnet-56", 0.7),
@@ -403,10 +402,10 @@ def test_epochs_of_a_time_limited_run_are_drawn_where_they_ended():
 def test_a_record_from_before_epoch_end_steps_is_read_from_what_each_epoch_trained():
     from pathlib import Path
 
-    from course_utils import experiments
+    from course_utils import records
 
     folder = Path(__file__).resolve().parent.parent / "data" / "results" / "laptop-resnet9" / "seed-0"
-    history = next(iter(experiments.load_runs(folder, "laptop").values()))
+    history = next(iter(records.load_runs(folder, "laptop").values()))
     assert history.meta.get("stop_reason") == "time_limit" and not history.epoch_end_steps  # an older record
     full_epoch = -(-history.config["train_images"] // history.config["batch_size"])
     ends = history.epoch_ends()

@@ -1,13 +1,13 @@
 """course_utils.verdicts: a difference is called an effect only when it clears the noise margin."""
 
-from course_utils import experiments, verdicts
+from course_utils import models, verdicts
 from course_utils.history import History
 
 
 def run(final_loss: float, train_error: float = 0.5, test_accuracy: float = 0.5, model: str | None = None) -> History:
     """A run record with only what the verdicts read: step losses, final train and test accuracy,
-    and for ``model`` (e.g. "plain-56") the architecture fit records from the model itself."""
-    config = {"model": experiments.build_named_model(model).arch} if model else {}
+    and for ``model`` (e.g. "plain-56") the name the model was built by, as fit records it."""
+    config = {"model_name": models.build(model).model_name} if model else {}
     return History(step_loss=[final_loss] * 10, train_acc=[1 - train_error], val_acc=[test_accuracy], config=config)
 
 

@@ -32,8 +32,8 @@ FIRST_CELLS = 4  # notebook 00: set-up, imports + describe(), versions (markdown
 
 SMOKE_EXPERIMENT = '''
 import math
-from course_utils import data, experiments
-runs = experiments.run_experiment("lr-decay", data=data.load_cifar10(download=False), progress=False)
+from course_utils import data, runner
+runs = runner.run_experiment("lr-decay", data=data.load_cifar10(download=False), progress=False)
 losses = [loss for history in runs.values() for loss in history.step_loss]
 assert losses and all(math.isfinite(loss) for loss in losses), losses
 import course_utils
