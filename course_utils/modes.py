@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Callable
 
 import torch
 
@@ -40,79 +41,6 @@ def current_mode() -> str:
             "(or unset it to get 'full' on a CUDA GPU and 'quick' otherwise)"
         )
     return mode
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How one experiment runs in one mode. Sizes in images, learning rates per SGD step.
-
-    The fields come in the groups of ``GROUPS`` (data, model, optimiser, schedule, evaluation,
-    speed), the way airbench groups its hyper-parameters; the five without a default come first.
-    """
-
-    # data
-    train_size: int | None  # class-balanced training subset; None = all 50,000 images
-    test_size: int | None  # class-balanced test subset; None = all 10,000 images
-    batch_size: int
-    # schedule
-    epochs: int
-    # optimiser
-    lr: float
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    nesterov: bool = False  # Nesterov momentum
-    label_smoothing: float = 0.0  # weight of the uniform distribution mixed into the targets
-    # data, continued
-    cutout: int = 0  # side of the square Cutout blanks in each training image (0 = off)
-    # model
-    models: tuple[str, ...] = ()  # model names, see models.build
-    width: int | None = None  # base width of ResNet18/34/50 (64 in the paper)
-    zero_init_residual: bool = False  # residual blocks start as the identity (their last BN scale = 0)
-    # schedule, continued
-    lr_milestones: tuple[float, ...] = ()  # fractions of training after which the LR is divided by 10
-    schedule: str | None = None  # schedules.SCHEDULES; None = "multistep" with lr_milestones, else constant
-    warmup_fraction: float = 0.0  # one-cycle: share of the steps spent raising the LR (0 = linear decay only)
-    time_budget: float | None = None  # seconds of training; the one-cycle LR follows the clock, epochs is a cap
-    # evaluation
-    flip_tta: bool = False  # test-time flip averaging in every evaluation
-    val_size: int | None = None  # test images evaluated after each epoch (a fixed class-balanced sample,
-    #                              then the whole test split once at the end); None = all, every epoch
-    # speed (devices.Speed)
-    amp: bool | str | None = None  # precision (devices.choose_precision); None = by the device
-    channels_last: bool | None = None  # NHWC memory layout; None = on with CUDA only
-    compile: bool | str = False  # torch.compile the model for training (True, or a mode: devices.COMPILE_MODES)
-
-    @property
-    def speed(self) -> Speed:
-        return Speed(amp=self.amp, channels_last=self.channels_last, compile=self.compile)
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run of an experiment: a label, a model name (``models.build``) and the settings
-    this run changes, e.g. ``(("schedule", "step"),)`` for notebook 05's StepLR run."""
-
-    label: str
-    model: str  # e.g. "plain-56", "resnet-20", "resnet18"
-    changes: tuple[tuple[str, object], ...] = ()
-
-    def settings(self, settings: Settings) -> Settings:
-        """The experiment's settings with this run's changes applied."""
-        return replace(settings, **dict(self.changes))
-
-
-GROUPS = {
-    "data": ("train_size", "test_size", "batch_size", "cutout"),
-    "model": ("models", "width", "zero_init_residual"),
-    "optimiser": ("lr", "momentum", "weight_decay", "nesterov", "label_smoothing"),
-    "schedule": ("epochs", "lr_milestones", "schedule", "warmup_fraction", "time_budget"),
-    "evaluation": ("flip_tta", "val_size"),
-    "speed": ("amp", "channels_last", "compile"),
-}
-
-# The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.
-FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
-                "channels_last", "compile", "time_budget", "val_size")
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -188,38 +116,101 @@ def _optional_flag(value):
     return None if value is None else _flag(value)
 
 
-# Each setting: what it takes (said in an error) and the check that converts a value to it or refuses it.
-SETTING_CHECKS = {
-    "train_size": ("a number of images, at least 1, or None for all", _count(1, none_allowed=True)),
-    "test_size": ("a number of images, at least 1, or None for all", _count(1, none_allowed=True)),
-    "batch_size": ("a whole number of images, at least 1", _count(1)),
-    "epochs": ("a whole number, at least 1", _count(1)),
-    "lr": ("a number above 0", _number(0, low_open=True)),
-    "momentum": ("a number from 0 to below 1", _number(0, 1)),
-    "weight_decay": ("a number, 0 or more", _number(0)),
-    "nesterov": ("true or false", _flag),
-    "label_smoothing": ("a number from 0 to below 1", _number(0, 1)),
-    "cutout": ("a whole number of pixels, 0 (off) or more", _count(0)),
-    "models": ("one or more model names, each once, e.g. resnet9 or plain-20,resnet-20", _names),
-    "width": ("a whole number, at least 1, or None for the network's own", _count(1, none_allowed=True)),
-    "zero_init_residual": ("true or false", _flag),
-    "lr_milestones": ("fractions of the run between 0 and 1, e.g. 0.5,0.75", _fractions),
-    "schedule": (f"one of {', '.join(SCHEDULES)}, or None", lambda value: None if value is None else
-                 _one_of(*SCHEDULES)(value)),
-    "warmup_fraction": ("a number from 0 to below 1", _number(0, 1)),
-    "time_budget": ("a number of seconds above 0, or None", _number(0, low_open=True, none_allowed=True)),
-    "flip_tta": ("true or false", _flag),
-    "val_size": ("a number of test images, at least 1, or None for all", _count(1, none_allowed=True)),
-    "amp": (f"true, false, None (automatic) or one of {', '.join(AUTOCAST_DTYPES)}", _precision),
-    "channels_last": ("true, false or None (automatic)", _optional_flag),
-    "compile": (f"true, false or a torch.compile mode ({', '.join(COMPILE_MODES)})", _compile_choice),
-}
+def setting(group: str, takes: str, check: Callable, default=MISSING):
+    """A field of ``Settings``: its group (``GROUP_ORDER``), what it takes (said in an error) and the
+    check that converts a value to it or refuses it. The one declaration of a setting's type and range:
+    ``Settings(...)`` and ``dataclasses.replace`` check with it, and so do ``--set`` and ``overrides=``
+    (``check_setting``)."""
+    return field(default=default, metadata={"group": group, "takes": takes, "check": check})
+
+
+_SIZE = "a number of images, at least 1, or None for all"
+_FRACTION = "a number from 0 to below 1"
+_FLAG = "true or false"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one experiment runs in one mode. Sizes in images, learning rates per SGD step.
+
+    Each field says its group (data, model, optimiser, schedule, evaluation, speed: ``GROUPS``, the
+    way airbench groups its hyper-parameters), what it takes and its check; a value outside it is a
+    ValueError naming the setting, whether it comes from the registry, ``replace`` or ``--set``.
+    The five without a default come first.
+    """
+
+    # class-balanced training subset; None = all 50,000 images
+    train_size: int | None = setting("data", _SIZE, _count(1, none_allowed=True))
+    # class-balanced test subset; None = all 10,000 images
+    test_size: int | None = setting("data", _SIZE, _count(1, none_allowed=True))
+    batch_size: int = setting("data", "a whole number of images, at least 1", _count(1))
+    epochs: int = setting("schedule", "a whole number, at least 1", _count(1))
+    lr: float = setting("optimiser", "a number above 0", _number(0, low_open=True))
+    momentum: float = setting("optimiser", _FRACTION, _number(0, 1), 0.9)
+    weight_decay: float = setting("optimiser", "a number, 0 or more", _number(0), 1e-4)
+    nesterov: bool = setting("optimiser", _FLAG, _flag, False)  # Nesterov momentum
+    # weight of the uniform distribution mixed into the targets
+    label_smoothing: float = setting("optimiser", _FRACTION, _number(0, 1), 0.0)
+    # side of the square Cutout blanks in each training image (0 = off)
+    cutout: int = setting("data", "a whole number of pixels, 0 (off) or more", _count(0), 0)
+    # model names, see models.build
+    models: tuple[str, ...] = setting("model", "one or more model names, each once, e.g. resnet9 or "
+                                               "plain-20,resnet-20", _names, ())
+    # base width of ResNet18/34/50 (64 in the paper)
+    width: int | None = setting("model", "a whole number, at least 1, or None for the network's own",
+                                _count(1, none_allowed=True), None)
+    # residual blocks start as the identity (their last BN scale = 0)
+    zero_init_residual: bool = setting("model", _FLAG, _flag, False)
+    # fractions of training after which the LR is divided by 10
+    lr_milestones: tuple[float, ...] = setting("schedule", "fractions of the run between 0 and 1, e.g. 0.5,0.75",
+                                               _fractions, ())
+    # schedules.SCHEDULES; None = "multistep" with lr_milestones, else constant
+    schedule: str | None = setting("schedule", f"one of {', '.join(SCHEDULES)}, or None",
+                                   _one_of(None, *SCHEDULES), None)
+    # one-cycle: share of the steps spent raising the LR (0 = linear decay only)
+    warmup_fraction: float = setting("schedule", _FRACTION, _number(0, 1), 0.0)
+    # seconds of training; the one-cycle LR follows the clock, epochs is a cap
+    time_budget: float | None = setting("schedule", "a number of seconds above 0, or None",
+                                        _number(0, low_open=True, none_allowed=True), None)
+    flip_tta: bool = setting("evaluation", _FLAG, _flag, False)  # test-time flip averaging in every evaluation
+    # test images evaluated after each epoch (a fixed class-balanced sample, then the whole test split
+    # once at the end); None = all, every epoch
+    val_size: int | None = setting("evaluation", "a number of test images, at least 1, or None for all",
+                                   _count(1, none_allowed=True), None)
+    # precision (devices.choose_precision); None = by the device
+    amp: bool | str | None = setting("speed", f"true, false, None (automatic) or one of {', '.join(AUTOCAST_DTYPES)}",
+                                     _precision, None)
+    # NHWC memory layout; None = on with CUDA only
+    channels_last: bool | None = setting("speed", "true, false or None (automatic)", _optional_flag, None)
+    # torch.compile the model for training (True, or a mode: devices.COMPILE_MODES)
+    compile: bool | str = setting("speed", f"true, false or a torch.compile mode ({', '.join(COMPILE_MODES)})",
+                                  _compile_choice, False)
+
+    def __post_init__(self) -> None:
+        for name in SETTING_CHECKS:
+            value = getattr(self, name)
+            checked = check_setting(name, value)
+            # Store what the check made of it ("resnet9" -> ("resnet9",), "false" -> False, 1 -> True), but
+            # keep a whole number where a float is taken: time_budget=840 prints as 840, not 840.0.
+            if checked != value or (type(checked) is not type(value) and not isinstance(checked, float)):
+                object.__setattr__(self, name, checked)
+
+    @property
+    def speed(self) -> Speed:
+        return Speed(amp=self.amp, channels_last=self.channels_last, compile=self.compile)
+
+
+# Each setting's (what it takes, check), and the groups in the order format_settings prints them.
+SETTING_CHECKS = {item.name: (item.metadata["takes"], item.metadata["check"]) for item in fields(Settings)}
+GROUP_ORDER = ("data", "model", "optimiser", "schedule", "evaluation", "speed")
+GROUPS = {group: tuple(item.name for item in fields(Settings) if item.metadata["group"] == group)
+          for group in GROUP_ORDER}
 
 
 def check_setting(name: str, value):
     """``value`` as the setting ``name`` takes it (``"false"`` -> False, ``"resnet9"`` -> ("resnet9",)),
     or a ValueError that names the setting and the values it takes. Every way of changing a setting
-    (``--set``, ``overrides=``) goes through here, before any data is loaded."""
+    (``Settings(...)``, ``replace``, ``--set``, ``overrides=``) goes through here, before any data is loaded."""
     if name not in SETTING_CHECKS:
         raise ValueError(f"unknown setting {name!r}; the settings are: {', '.join(SETTING_CHECKS)}")
     takes, check = SETTING_CHECKS[name]
@@ -227,6 +218,26 @@ def check_setting(name: str, value):
         return check(value)
     except (ValueError, TypeError):
         raise ValueError(f"{name}={value!r}: {name} takes {takes}") from None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of an experiment: a label, a model name (``models.build``) and the settings
+    this run changes, e.g. ``(("schedule", "step"),)`` for notebook 05's StepLR run."""
+
+    label: str
+    model: str  # e.g. "plain-56", "resnet-20", "resnet18"
+    changes: tuple[tuple[str, object], ...] = ()
+
+    def settings(self, settings: Settings) -> Settings:
+        """The experiment's settings with this run's changes applied."""
+        return replace(settings, **dict(self.changes))
+
+
+# The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.
+FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
+                "channels_last", "compile", "time_budget", "val_size")
+
 
 
 def format_settings(settings: Settings) -> str:

@@ -20,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -33,6 +33,16 @@ from course_utils.distributed import global_mean, global_sum, is_distributed, is
 from course_utils.history import History, plain_data
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class ProgressBar(Protocol):
+    """What ``fit`` asks of its progress bar (a tqdm bar, in a notebook or a terminal)."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def set_postfix(self, **values) -> object: ...
+
+    def write(self, text: str) -> object: ...
 
 
 def seed_everything(seed: int) -> None:
@@ -85,7 +95,6 @@ class TrainingStep:
     device: torch.device
     precision: str  # "bf16", "fp16" or "fp32"
     memory_format: torch.memory_format
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None  # one stepped after every update
     cuda_graphs: bool = False  # the compiled model replays CUDA graphs (torch.compile "reduce-overhead")
     batch_checked: bool = False
     # fp16's range is small: the scaler multiplies the loss before backward() so that small gradients
@@ -140,6 +149,29 @@ class EpochTotals:
         self.loss_sum += loss.detach() * len(labels)
         self.correct += (logits.argmax(dim=1) == labels).sum()
         self.seen += len(labels)
+
+
+@dataclass
+class SchedulerSteps:
+    """A learning-rate scheduler and when ``fit`` steps it: after every optimiser update
+    (``interval="step"``, e.g. OneCycleLR) or after every epoch (``"epoch"``, e.g. StepLR). The one
+    place a scheduler is stepped; ReduceLROnPlateau gets the loss it watches."""
+
+    scheduler: torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+    interval: str = "epoch"
+
+    def after_update(self) -> None:
+        if self.scheduler is not None and self.interval == "step":
+            self.scheduler.step()
+
+    def after_epoch(self, totals: EpochTotals, validation: Evaluation | None) -> None:
+        if self.scheduler is None or self.interval != "epoch":
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):  # steps on the loss it watches
+            self.scheduler.step(validation.loss if validation is not None
+                                else (totals.loss_sum / max(int(totals.seen), 1)).item())
+        else:
+            self.scheduler.step()
 
 
 def fit(
@@ -199,8 +231,8 @@ def fit(
     _check_fit_inputs(model, train_loader, optimizer, scheduler, scheduler_interval, epochs, history, checkpoint_path)
     device = torch.device(device) if device is not None else model_device(model)
     speed = speed if speed is not None else Speed()
-    step = _prepare_step(model, optimizer, loss_fn, device, speed, sync_batchnorm,
-                         scheduler if scheduler_interval == "step" else None)
+    step = _prepare_step(model, optimizer, loss_fn, device, speed, sync_batchnorm)
+    schedule = SchedulerSteps(scheduler, scheduler_interval)
     run_config = _run_config(model, train_loader, optimizer, scheduler, epochs, step, speed, flip_tta, config)
     if history is not None:
         _check_continuation(history, run_config)
@@ -211,7 +243,7 @@ def fit(
     history.config.update(run_config)
     history.meta.update(_run_meta(device))
     budget = TimeBudget(time_limit) if isinstance(time_limit, (int, float)) else time_limit
-    losses = _StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), is_distributed())
+    losses = StepLosses(history, STEPS_PER_LOSS_READ.get(device.type, 1), is_distributed())
     bar = _progress_bar(train_loader, epochs - history.epochs_done, enabled=progress and is_main_process())
     evaluation_speed = Speed(amp=step.precision, channels_last=speed.uses_channels_last(device))
     skips_before = _cuda_graph_skips() if step.cuda_graphs else None
@@ -222,7 +254,7 @@ def fit(
         for epoch in range(history.epochs_done, epochs):
             steps_before_epoch = len(history.step_loss)
             totals = train_one_epoch(step, train_loader, epoch, history=history, losses=losses, bar=bar,
-                                     budget=budget, seconds_before=training_seconds)
+                                     schedule=schedule, budget=budget, seconds_before=training_seconds)
             if totals.seen == 0:  # nothing trained: an epoch of loss 0 and accuracy 0 must not be recorded
                 raise ValueError(f"the training loader yielded no batches in epoch {epoch + 1}: an iterator or a "
                                  f"generator runs out after one pass. Pass something that can be iterated again "
@@ -230,8 +262,7 @@ def fit(
             training_seconds += totals.seconds
             validation = (evaluate(model, val_loader, device=device, speed=evaluation_speed, flip_tta=flip_tta)
                           if val_loader is not None else None)
-            if scheduler is not None and scheduler_interval == "epoch":
-                _step_per_epoch(scheduler, totals, validation)
+            schedule.after_epoch(totals, validation)
             record_epoch(history, totals, validation)
             if validation is not None and not math.isfinite(validation.loss):
                 _warn_non_finite_test_loss(history, epoch, bar)
@@ -271,11 +302,13 @@ def _cuda_graph_skips() -> int:
     return int(counters["inductor"].get("cudagraph_skips", 0))
 
 
-def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: History, losses: "_StepLosses",
-                    bar, budget: TimeBudget | None = None, seconds_before: float = 0.0) -> EpochTotals:
+def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: History, losses: StepLosses,
+                    bar: ProgressBar, schedule: SchedulerSteps | None = None, budget: TimeBudget | None = None,
+                    seconds_before: float = 0.0) -> EpochTotals:
     """One pass over ``loader``: for each batch, the forward pass, the loss, backward and the
     optimiser step, as in notebook 05's hand-written loop, plus the per-step records (learning
-    rate, loss) and the progress bar. Stops early when ``budget`` is spent."""
+    rate, loss), a per-step schedule (``schedule``) and the progress bar. Stops early when
+    ``budget`` is spent."""
     if isinstance(loader, EpochLoader):  # shuffling and augmentation follow the epoch: repeatable, resumable
         loader.set_epoch(epoch)
     step.model.train()  # BatchNorm: normalise with each batch's statistics, update the running ones
@@ -298,8 +331,8 @@ def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: 
         step.update(loss)
         if budget is not None:  # before the scheduler, which may follow the clock
             budget.spent = seconds_before + time.perf_counter() - start
-        if step.scheduler is not None:
-            step.scheduler.step()
+        if schedule is not None:
+            schedule.after_update()
         totals.add(logits, labels, loss)
         images_done += len(labels)
         bar.update(1)
@@ -334,7 +367,7 @@ def record_epoch(history: History, totals: EpochTotals, validation: "Evaluation 
 
 
 def _prepare_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFunction | None,
-                  device: torch.device, speed: Speed, sync_batchnorm: bool, step_scheduler) -> TrainingStep:
+                  device: torch.device, speed: Speed, sync_batchnorm: bool) -> TrainingStep:
     """Move the model to its device and layout, and wrap it for several processes and compilation."""
     memory_format = speed.memory_format(device)
     model.to(device=device, memory_format=memory_format)
@@ -346,11 +379,11 @@ def _prepare_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: L
     if speed.compile_mode is not None:
         trained = torch.compile(trained, mode=speed.compile_mode)
     return TrainingStep(trained, optimizer, loss_fn if loss_fn is not None else nn.CrossEntropyLoss(), device,
-                        speed.precision(device), memory_format, scheduler=step_scheduler,
-                        cuda_graphs=speed.uses_cuda_graphs(device))
+                        speed.precision(device), memory_format, cuda_graphs=speed.uses_cuda_graphs(device))
 
 
-def _keep_whole_epochs(history: History, losses: "_StepLosses", epoch: int, steps_before_epoch: int, bar) -> None:
+def _keep_whole_epochs(history: History, losses: StepLosses, epoch: int, steps_before_epoch: int,
+                      bar: ProgressBar) -> None:
     """After Ctrl-C: drop the interrupted epoch's steps from the History and say so."""
     losses.read(None, collective=False)  # the other processes may not be at the same step
     # The History keeps whole epochs only, so fit(history=...) redoes the interrupted one with the
@@ -373,7 +406,7 @@ def _keep_whole_epochs(history: History, losses: "_StepLosses", epoch: int, step
 STEPS_PER_LOSS_READ = {"cuda": 50}
 
 
-class _StepLosses:
+class StepLosses:
     """Per-step training losses, kept on the device and moved to ``History.step_loss`` every
     ``read_every`` steps (and at the end of each epoch), where a non-finite loss stops training."""
 
@@ -503,7 +536,7 @@ def measure_training_speed(model: nn.Module, images: torch.Tensor, labels: torch
     """
     device = torch.device(device) if device is not None else model_device(model)
     step = _prepare_step(model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), None, device,
-                         speed, sync_batchnorm=False, step_scheduler=None)
+                         speed, sync_batchnorm=False)
     step.model.train()
     images, labels = step.to_device(images, labels)
 
@@ -601,15 +634,7 @@ def _check_scheduler(scheduler, interval: str, epochs_left: int, steps_per_epoch
                       stacklevel=3)
 
 
-def _step_per_epoch(scheduler, totals: EpochTotals, validation: "Evaluation | None") -> None:
-    """Step an epoch-wise schedule; ReduceLROnPlateau needs the loss it watches."""
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(validation.loss if validation is not None else (totals.loss_sum / max(int(totals.seen), 1)).item())
-    else:
-        scheduler.step()
-
-
-def _warn_non_finite_test_loss(history: History, epoch: int, bar) -> None:
+def _warn_non_finite_test_loss(history: History, epoch: int, bar: ProgressBar) -> None:
     """A NaN test loss with a finite training loss: the network in eval mode is broken (BatchNorm's running
     averages, or an fp16 overflow), and its test accuracy means nothing. Said in the log and the record."""
     message = (f"the test loss after epoch {epoch + 1} is {history.val_loss[-1]}: in eval mode the network's "
@@ -674,7 +699,7 @@ def _progress_bar(loader: Loader, epochs_left: int, enabled: bool):
     return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True)
 
 
-def _close_at_steps_done(bar) -> None:
+def _close_at_steps_done(bar: ProgressBar) -> None:
     """Close the bar as a finished bar of the steps actually taken: a run stopped early (time limit,
     Ctrl-C) would otherwise leave a bar frozen at "3%" in the saved notebook, with no reason beside
     it. The line that says why is written by whoever stopped the run."""

@@ -79,6 +79,25 @@ def test_every_registered_setting_is_one_its_check_accepts_unchanged():
                 assert check_setting(field.name, value) == value, (name, mode, field.name)
 
 
+def test_each_setting_is_declared_once_and_every_way_of_making_settings_checks_it():
+    from dataclasses import fields, replace
+
+    from course_utils.modes import GROUPS, SETTING_CHECKS, Settings
+
+    declared = fields(Settings)
+    assert [item.name for item in declared] == list(SETTING_CHECKS)  # every field has its check, from the field
+    assert sorted(name for names in GROUPS.values() for name in names) == sorted(SETTING_CHECKS)
+    assert all(item.metadata["takes"] and item.metadata["group"] in GROUPS for item in declared)
+    laptop = experiments.get_settings("laptop", "quick")
+    with pytest.raises(ValueError, match=r"warmup_fraction=1\.0: warmup_fraction takes a number from 0 to below 1"):
+        replace(laptop, warmup_fraction=1.0)  # replace checks too, not only --set
+    with pytest.raises(ValueError, match=r"batch_size=0: batch_size takes a whole number of images, at least 1"):
+        Settings(train_size=None, test_size=None, batch_size=0, epochs=1, lr=0.1)  # so does a registry entry
+    converted = replace(laptop, models="resnet9,resnet18", nesterov="false", time_budget=60)
+    assert converted.models == ("resnet9", "resnet18") and converted.nesterov is False
+    assert converted.time_budget == 60 and isinstance(converted.time_budget, int)  # 60 stays 60, not 60.0
+
+
 @pytest.mark.parametrize("text, expected", [("false", False), ("False", False), ("off", False), ("0", False),
                                             ("true", True), ("yes", True), ("on", True), ("1", True)])
 def test_a_flag_given_as_text_means_what_it_says(text, expected):

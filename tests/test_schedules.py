@@ -1,6 +1,7 @@
 """course_utils.schedules: a schedule's name, the scheduler it builds, and where it is stepped."""
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -29,5 +30,8 @@ def test_a_runs_schedule_is_its_settings_field_or_the_default_its_milestones_imp
     assert schedules.schedule_of(replace(depth, lr_milestones=())) == "constant"
     assert schedules.schedule_of(get_settings("fast", "full")) == "one-cycle"
     assert [schedules.schedule_interval(name) for name in schedules.SCHEDULES] == ["epoch", "epoch", "epoch", "step"]
-    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
-        make(depth, "cosine")
+    with pytest.raises(ValueError, match="schedule='cosine': schedule takes one of constant, step"):
+        replace(depth, schedule="cosine")  # refused by the setting's own check, before any training
+    anything = SimpleNamespace(schedule="cosine", epochs=3, lr_milestones=(), warmup_fraction=0.0)
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):  # and by the scheduler, whatever its caller
+        schedules.make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), anything)

@@ -443,3 +443,29 @@ def test_an_error_in_the_loop_keeps_the_history_of_the_complete_epochs(tiny):
     with pytest.raises(OSError, match="the disk went away") as stopped:
         fit(model, RaisingLoader(batches, OSError("the disk went away")), epochs=3, optimizer=sgd(model), progress=False)
     assert stopped.value.history.epochs_done == 1 and len(stopped.value.history.step_loss) == len(batches)
+
+
+def test_a_schedule_is_stepped_in_one_place_after_each_update_or_each_epoch(tiny):
+    from course_utils.devices import PLAIN
+    from course_utils.history import History
+    from course_utils.models import resnet9
+    from course_utils.training import SchedulerSteps, StepLosses, _prepare_step, train_one_epoch
+
+    class Bar:  # the ProgressBar protocol, no more
+        def update(self, n=1): pass
+        def set_postfix(self, **values): pass
+        def write(self, text): pass
+
+    model = resnet9(width=4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    loader = TensorLoader(tiny.train_images[:96], tiny.train_labels[:96], batch_size=32)
+    step = _prepare_step(model, optimizer, None, torch.device("cpu"), PLAIN, sync_batchnorm=False)
+    history = History()
+    for interval, lr_after in (("step", 0.5 ** 3), ("epoch", 0.5 ** 3)):  # 3 updates: 3 steps, or none yet
+        optimizer.param_groups[0]["lr"] = 1.0
+        schedule = SchedulerSteps(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5), interval)
+        totals = train_one_epoch(step, loader, 0, history=history, losses=StepLosses(history, 1, False), bar=Bar(),
+                                 schedule=schedule)
+        assert optimizer.param_groups[0]["lr"] == (lr_after if interval == "step" else 1.0)
+        schedule.after_epoch(totals, None)
+        assert optimizer.param_groups[0]["lr"] == (lr_after if interval == "step" else 0.5)
