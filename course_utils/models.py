@@ -494,9 +494,24 @@ def count_macs(model: nn.Module, image_size: int = 32) -> int:
 
 
 def _named(name: str, model: nn.Module, **config) -> nn.Module:
-    # A plain dict on the model: checkpoints store it so a file says what it contains.
+    # A plain dict on the model: checkpoints store it so a file says what it contains. And the
+    # course's name of the network, where it has one: models.resnet18() is "resnet18" as much as
+    # build("resnet18") is, so every record and checkpoint says the same name for the same network.
     model.arch = {"name": name, **config}
+    model.model_name = _course_name(model.arch)
     return model
+
+
+def _course_name(arch: dict) -> str | None:
+    """The name ``build`` knows this architecture by ("resnet-20-B", "plain-56", "resnet18"), or None:
+    ``build("resnet18")`` means the CIFAR stem, so an ImageNet-stem ResNet18 has no course name."""
+    if arch["name"] == "cifar_resnet":
+        return f"resnet-{arch['depth']}" + ("-B" if arch.get("shortcut") == "B" else "")
+    if arch["name"] == "plain_net":
+        return f"plain-{arch['depth']}"
+    if arch["name"] == "resnet9" or (arch["name"] in _IMAGENET_LAYOUTS and arch.get("stem") == "cifar"):
+        return arch["name"]
+    return None
 
 
 def _blocks_per_stage(depth: int) -> int:

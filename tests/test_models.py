@@ -206,6 +206,8 @@ def test_a_model_built_by_name_carries_the_name_into_its_record_and_its_checkpoi
     assert history.model_name == "resnet-20-B" and models.family_and_depth(history.model_name) == ("resnet", 20)
     save_checkpoint(tmp_path / "model.pt", model, history=history)
     assert load_checkpoint(tmp_path / "model.pt", models.build("resnet-20-B")).model_name == "resnet-20-B"
+    assert models.cifar_resnet(56).model_name == "resnet-56" and models.plain_net(20).model_name == "plain-20"
+    assert models.resnet18(width=16).model_name == "resnet18" and models.resnet18(stem="imagenet").model_name is None
     unnamed = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))  # no name to record
     history = fit(unnamed, TensorLoader(tiny.train_images[:64], tiny.train_labels[:64], batch_size=64), epochs=1,
                   optimizer=torch.optim.SGD(unnamed.parameters(), lr=0.01), progress=False)
