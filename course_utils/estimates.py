@@ -31,7 +31,7 @@ from torch import nn
 from course_utils import models
 from course_utils.data import Cifar10
 from course_utils.modes import RunSpec, Settings
-from course_utils.training import measure_training_speed, seed_everything
+from course_utils.training import measure_training_speed
 
 T4_MACS_PER_SECOND = 4e12
 T4_SECONDS_PER_LAYER = 0.5e-3
@@ -87,9 +87,7 @@ def estimate_epoch_seconds(specs: list[RunSpec], settings: Settings, *, device: 
         else:
             if data is None:
                 raise ValueError("measuring on a device needs the data (the experiment's subset)")
-            seed_everything(seed)
-            model = models.build(spec.model, run_settings.width, run_settings.zero_init_residual)
-            step = measured_step_seconds(model, run_settings, data, torch.device(device))
+            step = measured_step_seconds(spec.build_model(settings, seed), run_settings, data, torch.device(device))
         estimates[spec.label] = epoch_seconds(step, run_settings, train_images, test_images)
     return estimates
 

@@ -23,9 +23,12 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Callable
 
 import torch
+from torch import nn
 
+from course_utils import models
 from course_utils.devices import AUTOCAST_DTYPES, COMPILE_MODES, Speed
 from course_utils.schedules import SCHEDULES
+from course_utils.training import seed_everything
 
 MODES = ("smoke", "quick", "full", "paper")
 
@@ -232,6 +235,12 @@ class RunSpec:
     def settings(self, settings: Settings) -> Settings:
         """The experiment's settings with this run's changes applied."""
         return replace(settings, **dict(self.changes))
+
+    def build_model(self, settings: Settings, seed: int = 0) -> nn.Module:
+        """The run's freshly initialised model: seeded, so that runs of equal architectures start equal."""
+        run_settings = self.settings(settings)
+        seed_everything(seed)
+        return models.build(self.model, run_settings.width, run_settings.zero_init_residual)
 
 
 # The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.

@@ -16,7 +16,6 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from course_utils import models
 from course_utils.checkpoint import save_checkpoint
 from course_utils.data import Cifar10, TensorLoader, load_cifar10
 from course_utils.devices import pick_device
@@ -70,7 +69,7 @@ def run_experiment(
     overrides = checked_overrides(overrides)  # "--set nesterov=false" is False here, and in the record
     budget = time_budget_minutes(budget_minutes)  # COURSE_TIME_BUDGET=-5: refused now, by name, not after the data
     settings = apply_overrides(get_settings(experiment, mode), overrides)
-    specs = planned_runs(experiment, mode, overrides, only)
+    specs = _chosen_runs(experiment, settings, overrides, only)
     labels = [spec.label for spec in specs]
     paths = record_paths(experiment, labels, out_dir, save_models, overwrite)
     check_neighbours(experiment, out_dir, labels, seed, mode, overrides)
@@ -89,7 +88,7 @@ def run_experiment(
         for spec in specs:
             if is_main:
                 print(f"--- {spec.label} ---")
-            model = build_model_for(spec, settings, seed)
+            model = spec.build_model(settings, seed)
             history = train_run(spec, settings, data, device=device, seed=seed, progress=progress, model=model)
             if history.interrupted:  # Ctrl-C stops the whole experiment: no next run, no record of this one
                 if is_main:
@@ -128,7 +127,11 @@ def planned_runs(experiment: str, mode: str, overrides: dict | None = None,
     unknown label in ``only``, and a ``schedule`` override that the runs would not train with, are
     ValueErrors before anything is trained."""
     overrides = checked_overrides(overrides)
-    specs = run_specs(experiment, apply_overrides(get_settings(experiment, mode), overrides))
+    return _chosen_runs(experiment, apply_overrides(get_settings(experiment, mode), overrides), overrides, only)
+
+
+def _chosen_runs(experiment: str, settings: Settings, overrides: dict, only: list[str] | None) -> list[RunSpec]:
+    specs = run_specs(experiment, settings)
     _check_schedule_applies(experiment, specs, overrides)
     if only is None:
         return specs
@@ -177,22 +180,15 @@ def _print_plan(experiment: str, mode: str, settings: Settings, estimates: dict[
         print(f"time budget: {choice['why']}")
 
 
-def build_model_for(spec: RunSpec, settings: Settings, seed: int = 0) -> nn.Module:
-    """The freshly initialised model of a run: seeded, so equal architectures start equal."""
-    settings = spec.settings(settings)
-    seed_everything(seed)
-    return models.build(spec.model, settings.width, settings.zero_init_residual)
-
-
 def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
               progress: bool = True, model: nn.Module | None = None) -> History:
     """Train one run of an experiment: SGD with momentum and weight decay, cross-entropy loss,
     and whichever fast-training options ``settings`` (with the run's changes) switch on.
 
-    ``model``: the network to train (default: ``build_model_for(spec, settings, seed)``).
+    ``model``: the network to train (default: ``spec.build_model(settings, seed)``).
     """
     if model is None:
-        model = build_model_for(spec, settings, seed)
+        model = spec.build_model(settings, seed)
     settings = spec.settings(settings)
     seed_everything(seed)  # the same random state for every run, whoever built the model
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
