@@ -209,11 +209,12 @@ def load_seed_runs(folder: str | os.PathLike, experiment: str, *,
         found = sorted({history.config.get("seed") for history in runs.values()} - {None})
         if len(found) > 1:
             raise ValueError(f"{seed_folder} holds runs of several seeds ({found}); keep one seed per folder")
-        seed = found[0] if found else seed_folder.name.removeprefix("seed-")  # an older record without its seed
+        name = seed_folder.name.removeprefix("seed-")  # for an older record that does not say its seed
+        seed = found[0] if found else int(name) if name.isdigit() else name
         if seed in seeds:
             raise ValueError(f"two folders of {folder} hold seed {seed}; move one of them")
         seeds[seed] = runs
-    return dict(sorted(seeds.items(), key=lambda item: str(item[0]).zfill(12)))  # 2 before 10
+    return dict(sorted(seeds.items(), key=lambda item: (isinstance(item[0], str), item[0])))  # numbers first, 2 before 10
 
 
 def one_run_each(seed_runs: dict[int, dict[str, History]]) -> dict[int, History]:
