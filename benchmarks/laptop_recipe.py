@@ -1,13 +1,14 @@
 """The laptop recipe, repeated over seeds: test accuracy, wall minutes and speed of each run, judged
 at the speed of a slow hour.
 
-    python benchmarks/laptop_recipe.py --runs 3 --out data/results/laptop-resnet9
-    python benchmarks/laptop_recipe.py --report data/results/laptop-resnet9   # summarise, train nothing
+    python benchmarks/laptop_recipe.py --runs 3 --out data/results/laptop-resnet9-translate-tta
+    python benchmarks/laptop_recipe.py --report data/results/laptop-resnet9-translate-tta   # summarise, train nothing
 
 Each run is the command a learner types, ``python -m course_utils run laptop --mode quick --seed N``,
 started as a process of its own and timed from start to exit: start-up, data loading, training, the
-per-epoch tests on a 1,000-image sample and the final test of all 10,000 images with flip TTA. The
-target: at least 85% mean test accuracy, every run within 15 minutes of wall time on 2 CPU cores.
+per-epoch tests on a 1,000-image sample and the final test of all 10,000 images in six views (flips
+and one-pixel shifts). The target: at least 87% mean test accuracy, every run within 15 minutes of
+wall time on 2 CPU cores (the first step's target was 85%: data/results/laptop-resnet9).
 
 A slow hour. This shared VM trains the same network at anything from 270 to 750 images/s, by its
 neighbours. Before each run the script times the reference network (ResNet18 at width 16, the
@@ -27,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_ACCURACY = 0.85
+TARGET_ACCURACY = 0.87
 TARGET_MINUTES = 15.0
 REFERENCE = ("resnet18", 16)  # the recipe before this one: ResNet18 at width 16 (82.57% in 14 minutes)
 RECORD = "benchmark.json"  # beside each seed's run record: the speed probe and the wall time
@@ -161,7 +162,7 @@ def report(folder: Path, runs: dict, slow_speed: float) -> int:
     print(f"wall minutes at the slow speed: mean {statistics.mean(slow_minutes):.2f}, "
           f"most {max(slow_minutes):.2f}")
     if not is_the_recipe(rows, history.meta.get("mode", "quick")):  # the recipe of the mode the runs ran in
-        print("(not the laptop recipe's own network and 14-minute budget: no verdict against its target)")
+        print("(not the laptop recipe's own network, budget and test: no verdict against its target)")
         return 0
     reached = statistics.mean(accuracies) >= TARGET_ACCURACY and max(slow_minutes) <= TARGET_MINUTES
     print(f"target (>= {TARGET_ACCURACY:.0%} mean test accuracy, <= {TARGET_MINUTES:.0f} wall minutes per run"
@@ -172,7 +173,8 @@ def report(folder: Path, runs: dict, slow_speed: float) -> int:
 
 
 def is_the_recipe(rows, mode: str) -> bool:
-    """Whether the runs trained the recipe's network for its budget (not e.g. --set time_budget=3480)."""
+    """Whether the runs trained the recipe's network for its budget (not e.g. --set time_budget=3480)
+    and tested it as the recipe does (an older record's final test had no shifted views)."""
     from course_utils.experiments import get_settings
 
     recipe = get_settings("laptop", mode)
@@ -181,6 +183,8 @@ def is_the_recipe(rows, mode: str) -> bool:
         model = history.config["model"]
         if abs(nominal - recipe.time_budget) > 1 or (model["name"], model.get("width")) != \
                 (recipe.models[0], recipe.width):
+            return False
+        if history.meta.get("final_test", {}).get("translate_tta", False) != recipe.translate_tta:
             return False
     return True
 

@@ -78,7 +78,8 @@ class History:
     @property
     def test_acc(self) -> float:
         """Accuracy on the whole test split at the end of the run: ``meta["final_test"]`` where the
-        per-epoch evaluations used a sample of it (``Settings.val_size``), else the last ``val_acc``."""
+        per-epoch evaluations used a sample of it (``Settings.val_size``) or the final test used more views
+        (``Settings.translate_tta``), else the last ``val_acc``."""
         final = self.meta.get("final_test")
         return final["accuracy"] if final else self.val_acc[-1]
 

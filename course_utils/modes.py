@@ -176,6 +176,9 @@ class Settings:
     time_budget: float | None = setting("schedule", "a number of seconds above 0, or None",
                                         _number(0, low_open=True, none_allowed=True), None)
     flip_tta: bool = setting("evaluation", _FLAG, _flag, False)  # test-time flip averaging in every evaluation
+    # the final test of all test images also averages one-pixel shifts (training.evaluate); the
+    # per-epoch tests do not, they would take three times as long
+    translate_tta: bool = setting("evaluation", _FLAG, _flag, False)
     # test images evaluated after each epoch (a fixed class-balanced sample, then the whole test split
     # once at the end); None = all, every epoch
     val_size: int | None = setting("evaluation", "a number of test images, at least 1, or None for all",
@@ -244,7 +247,7 @@ class RunSpec:
 
 
 # The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.
-FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "amp",
+FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "translate_tta", "amp",
                 "channels_last", "compile", "time_budget", "val_size")
 
 

@@ -72,8 +72,9 @@ META: dict[str, tuple[str, str]] = {
     "stopped": ("training.fit", "the sentence that says so"),
     "warnings": ("training.fit", "sentences about results that mean little (a NaN test loss)"),
     "cuda_graph_skips": ("training.fit", "compiled graphs torch ran without CUDA graphs when they were asked for"),
-    "final_test": ("runner.train_run", "the one test of all test images after a run tested on a sample each "
-                                       "epoch: images, accuracy (0-1), loss, flip_tta, seconds"),
+    "final_test": ("runner.train_run", "the one test of all test images after a run that tested a sample each "
+                                       "epoch or has translate_tta: images, accuracy (0-1), loss, flip_tta, "
+                                       "translate_tta (absent in older records), seconds"),
     "mode": ("runner.run_experiment", "the run mode (modes.MODES)"),
 }
 

@@ -212,10 +212,14 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
                           "test_images": len(data.test_images), "label_smoothing": settings.label_smoothing,
                           "warmup_fraction": settings.warmup_fraction, "time_budget": settings.time_budget,
                           "val_images": len(val_data.test_labels)})
-    if sample_val and not history.interrupted:
+    # One more test of all test images after a run that tested a sample each epoch, or that tests its
+    # final weights with more views than the per-epoch tests use.
+    if (sample_val or settings.translate_tta) and not history.interrupted:
         started = time.perf_counter()
-        final = evaluate(model, test_loader, device=device, speed=settings.speed, flip_tta=settings.flip_tta)
+        final = evaluate(model, test_loader, device=device, speed=settings.speed, flip_tta=settings.flip_tta,
+                         translate_tta=settings.translate_tta)
         history.meta["final_test"] = {"images": len(data.test_labels), "accuracy": final.accuracy,
                                       "loss": final.loss, "flip_tta": settings.flip_tta,
+                                      "translate_tta": settings.translate_tta,
                                       "seconds": round(time.perf_counter() - started, 2)}
     return history

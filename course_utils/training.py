@@ -473,6 +473,7 @@ def evaluate(
     device: torch.device | str | None = None,
     speed: Speed | None = None,
     flip_tta: bool = False,
+    translate_tta: bool = False,
 ) -> Evaluation:
     """Loss and accuracy of ``model`` over ``loader``, in eval mode (BatchNorm uses its running
     statistics) and inference mode (no gradients). The model's train/eval mode is restored after.
@@ -481,7 +482,10 @@ def evaluate(
     chosen by the device as in ``fit``. ``flip_tta``: test-time augmentation by horizontal flip.
     Each image is classified as it is and mirrored, and the two logit vectors are averaged: a
     mirrored cat is still a cat, and the two views' errors partly cancel. It costs a second
-    forward pass. With several processes, each evaluates its own part of the data (as
+    forward pass. ``translate_tta``: the image moved one pixel up-left and one pixel down-right is
+    classified too (each also mirrored with ``flip_tta``): a 1-pixel shift is well inside the training
+    crops' 4, and it costs two (with the flip four) more passes. All views' logits are averaged
+    (``tta_views``). With several processes, each evaluates its own part of the data (as
     ``TensorLoader`` and ``article.article_loader`` split it) and the results are summed over all.
     """
     device = torch.device(device) if device is not None else model_device(model)
@@ -497,11 +501,13 @@ def evaluate(
             if confusion is None:
                 check_images(images, "test")
             with autocast(device, precision):
-                logits = model(images)
+                views = tta_views(images, flip_tta, translate_tta)
+                logits = model(views[0])
                 if confusion is None:
                     check_labels(labels, logits.shape[1], "test")
-                if flip_tta:
-                    logits = (logits + model(images.flip(3))) / 2  # dim 3 = width: a left-right mirror
+                for view in views[1:]:
+                    logits = logits + model(view)
+                logits = logits / len(views)
             loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
             if confusion is None:
                 confusion = torch.zeros(logits.shape[1], logits.shape[1], dtype=torch.int64, device=device)
@@ -515,6 +521,18 @@ def evaluate(
     total = int(confusion.sum())
     per_class = confusion.diag() / confusion.sum(dim=1).clamp(min=1)
     return Evaluation(loss_sum.item() / total, int(confusion.diag().sum()) / total, per_class, confusion)
+
+
+def tta_views(images: torch.Tensor, flip: bool = False, translate: bool = False) -> list[torch.Tensor]:
+    """The views of a batch of images that ``evaluate`` classifies and averages: the images; with
+    ``translate`` also moved one pixel down-right and one up-left (the new border row and column
+    mirror their neighbours); with ``flip`` each of those mirrored left-right too."""
+    views = [images]
+    if translate:
+        height, width = images.shape[-2:]
+        padded = nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
+        views += [padded[..., :height, :width], padded[..., 2:, 2:]]  # down-right, up-left
+    return views + [view.flip(3) for view in views] if flip else views  # dim 3 = width: a mirror
 
 
 def _confusion(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:

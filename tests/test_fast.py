@@ -10,8 +10,8 @@ from course_utils import experiments, runner, schedules
 from course_utils.data import TensorLoader, cutout_mask
 from course_utils.devices import Speed
 from course_utils.experiments import get_settings
-from course_utils.models import resnet18
-from course_utils.training import TimeBudget, evaluate, fit, seed_everything
+from course_utils.models import resnet9, resnet18
+from course_utils.training import TimeBudget, evaluate, fit, seed_everything, tta_views
 
 
 def test_cutout_masks_are_clipped_squares_at_uniform_centres():
@@ -116,6 +116,37 @@ def test_flip_tta_equals_averaging_the_two_forward_passes(tiny):
     assert plain.loss != pytest.approx(loss, rel=1e-5)  # the flip does change the answer
 
 
+def test_translate_tta_moves_the_image_one_pixel_each_way_and_averages_all_views(tiny):
+    images = tiny.test_images[:4].float()
+    views = tta_views(images, flip=True, translate=True)
+    assert len(views) == 6 and all(view.shape == images.shape for view in views)
+    down_right, up_left = views[1], views[2]
+    assert torch.equal(down_right[..., 1:, 1:], images[..., :-1, :-1])  # every pixel one step down and right
+    assert torch.equal(up_left[..., :-1, :-1], images[..., 1:, 1:])
+    assert torch.equal(down_right[..., 0, 1:], images[..., 1, :-1])  # the new top row mirrors its neighbour
+    assert all(torch.equal(views[3 + i], views[i].flip(3)) for i in range(3))
+    assert len(tta_views(images, translate=True)) == 3 and len(tta_views(images)) == 1
+
+    seed_everything(0)
+    model = resnet9(width=4)
+    model.train()
+    for batch, _ in TensorLoader(tiny.train_images, tiny.train_labels, batch_size=128):
+        model(batch)  # running statistics that are not the identity
+    model.eval()
+    test = TensorLoader(tiny.test_images, tiny.test_labels, batch_size=50, augment=False, shuffle=False)
+    # The six views by hand, as rows and columns picked: moved down (or right) by one, row 0 is row 1
+    # again (the reflection); moved up (or left), the last row is row 30 again.
+    down, up = [1, *range(31)], [*range(1, 32), 30]
+    with torch.no_grad():
+        logits = torch.cat([sum(model(view) + model(view.flip(3)) for view in
+                                (x, x[..., down, :][..., down], x[..., up, :][..., up])) / 6 for x, _ in test])
+    loss = torch.nn.functional.cross_entropy(logits, tiny.test_labels).item()
+    result = evaluate(model, test, flip_tta=True, translate_tta=True)
+    assert result.loss == pytest.approx(loss, rel=1e-5)
+    assert result.accuracy == pytest.approx((logits.argmax(dim=1) == tiny.test_labels).float().mean().item())
+    assert evaluate(model, test, flip_tta=True).loss != pytest.approx(loss, rel=1e-5)
+
+
 def test_bf16_channels_last_training_runs_on_a_cpu_and_the_time_limit_stops_it(tiny):
     seed_everything(0)
     model = resnet18(width=4)
@@ -170,5 +201,12 @@ def test_laptop_run_tests_a_fixed_sample_each_epoch_and_the_whole_test_split_at_
     final = history.meta["final_test"]
     assert final["images"] == 100 and final["flip_tta"]
     assert history.test_acc == final["accuracy"] and abs(final["accuracy"] * 100 - round(final["accuracy"] * 100)) < 1e-9
-    without = runner.run_experiment("laptop", data=cifar, progress=False, overrides={"val_size": None})["resnet9"]
+    assert final["translate_tta"]  # the recipe's final test adds the one-pixel shifts
+    without = runner.run_experiment("laptop", data=cifar, progress=False,
+                                    overrides={"val_size": None, "translate_tta": False})["resnet9"]
     assert "final_test" not in without.meta and without.test_acc == without.val_acc[-1]
+    # More views for the final weights: a final test even when every epoch tested all images.
+    shifted = runner.run_experiment("laptop", data=cifar, progress=False, overrides={"val_size": None})["resnet9"]
+    final = shifted.meta["final_test"]
+    assert final["translate_tta"] and final["flip_tta"] and shifted.test_acc == final["accuracy"]
+    assert final["images"] == shifted.config["val_images"] == 100
