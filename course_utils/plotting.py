@@ -595,7 +595,7 @@ def plot_accuracy_vs_budget(recipes: dict[str, dict[float, list[float]]], target
                         xytext=(8, 0), textcoords="offset points", va="center", fontsize=8,
                         color=line.lines[0].get_color(), bbox=LABEL_BOX)
     if target is not None:
-        _draw_target(ax, *target)
+        _draw_target(ax, *target, label_in_corner=True)  # each point's label sits beside it, maybe on the line
     ax.set_xscale("log")
     ax.set_xticks(budgets, [f"{m:g}" for m in budgets])
     ax.minorticks_off()
@@ -608,11 +608,16 @@ def plot_accuracy_vs_budget(recipes: dict[str, dict[float, list[float]]], target
 LABEL_BOX = dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.85)
 
 
-def _draw_target(ax: Axes, minutes: float, accuracy: float) -> None:
-    """The goal as a corner of dashed lines: reach ``accuracy`` before ``minutes`` run out."""
+def _draw_target(ax: Axes, minutes: float, accuracy: float, label_in_corner: bool = False) -> None:
+    """The goal as a corner of dashed lines: reach ``accuracy`` before ``minutes`` run out.
+
+    Its label goes above the left end of the target line, inside the axes: clear of the tick labels,
+    and of curves over time, which start below the target and reach it only further right. Points
+    near the target (``label_in_corner``) would hide under it there: then it goes to the lower right."""
     ax.axhline(100 * accuracy, color="k", linestyle="--", linewidth=1)
     ax.axvline(minutes, color="k", linestyle="--", linewidth=1)
-    # Above the left end of the target line, inside the axes: clear of the tick labels, and of the
-    # curves, which start below the target and reach it only further right.
-    ax.text(0.01, 100 * accuracy, f"target: {accuracy:.0%} within {minutes:g} min", ha="left", va="bottom",
-            transform=ax.get_yaxis_transform(), bbox=LABEL_BOX)
+    text = f"target: {accuracy:.0%} within {minutes:g} min"
+    if label_in_corner:
+        ax.text(0.99, 0.02, f"dashed lines: {text}", ha="right", va="bottom", transform=ax.transAxes, bbox=LABEL_BOX)
+    else:
+        ax.text(0.01, 100 * accuracy, text, ha="left", va="bottom", transform=ax.get_yaxis_transform(), bbox=LABEL_BOX)

@@ -389,6 +389,25 @@ def test_plot_accuracy_vs_budget_draws_seed_means_with_their_spread():
     assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["5", "15"]
 
 
+def test_the_budget_plots_target_label_hides_no_point_label():
+    # Notebook 08's plot: a point just above the target at its own minutes, as the laptop recipe's
+    # 15-minute records are; the long names make a wide legend beside the axes. Above the target
+    # line's left end, the label covered that point's.
+    recipes = {"ResNet18 width 16": {5: [0.727, 0.729], 15: [0.819, 0.829, 0.829]},
+               "ResNet-9 width 16, first recipe": {5: [0.792, 0.794], 15: [0.856, 0.858, 0.865]},
+               "ResNet-9 width 16, the laptop recipe": {15: [0.869, 0.871, 0.876]},
+               "ResNet-9 width 24, first recipe": {5: [0.7385], 60: [0.891]}}
+    fig = plotting.plot_accuracy_vs_budget(recipes, target=(15, 0.87))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = fig.axes[0].texts
+    target = next(t for t in texts if "target" in t.get_text())
+    points = [t for t in texts if t is not target]
+    assert len(points) == 7
+    assert not any(target.get_window_extent(renderer).overlaps(t.get_window_extent(renderer)) for t in points)
+    assert target.get_text() == "dashed lines: target: 87% within 15 min"
+
+
 def test_epochs_of_a_time_limited_run_are_drawn_where_they_ended():
     # 3 epochs: 10, 10 and 3 steps (the time limit struck early in the third).
     history = make_history()
