@@ -1,8 +1,8 @@
 """The laptop recipe, repeated over seeds: test accuracy, wall minutes and speed of each run, judged
 at the speed of a slow hour.
 
-    python benchmarks/laptop_recipe.py --runs 3 --out data/results/laptop-resnet9-translate-tta
-    python benchmarks/laptop_recipe.py --report data/results/laptop-resnet9-translate-tta   # summarise, train nothing
+    python benchmarks/laptop_recipe.py --runs 3 --out data/results/laptop-15-minutes
+    python benchmarks/laptop_recipe.py --report data/results/laptop-15-minutes   # summarise, train nothing
 
 Each run is the command a learner types, ``python -m course_utils run laptop --mode quick --seed N``,
 started as a process of its own and timed from start to exit: start-up, data loading, training, the
@@ -34,7 +34,7 @@ REFERENCE = ("resnet18", 16)  # the recipe before this one: ResNet18 at width 16
 RECORD = "benchmark.json"  # beside each seed's run record: the speed probe and the wall time
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="number of seeds to train (0, 1, ...)")
     parser.add_argument("--first-seed", type=int, default=0)
@@ -45,7 +45,7 @@ def main() -> int:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="settings to change in every run, as in python -m course_utils run --set")
     parser.add_argument("--report", metavar="FOLDER", help="only summarise the records already in FOLDER")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from course_utils.records import load_seed_runs, one_run_each
 
