@@ -129,6 +129,8 @@ def probe_speeds(settings, rounds: int = 2, steps: int = 8) -> dict:
 
 
 def report(folder: Path, runs: dict, slow_speed: float) -> int:
+    from course_utils.records import slow_hour_work
+
     rows = []
     for seed, history in runs.items():
         path = folder / f"seed-{seed}" / RECORD
@@ -145,9 +147,7 @@ def report(folder: Path, runs: dict, slow_speed: float) -> int:
         trained = sum(rate * seconds for rate, seconds in zip(history.images_per_s, history.epoch_seconds))
         ratio = probe["reference_images_per_s"] / probe["recipe_images_per_s"]
         during = trained / training_seconds * ratio  # the reference's speed in this hour, by the ratio
-        # The work done, as a reference speed over the uncut budget: at most the slow speed if the
-        # cut budget did its job (or if the hour was slow anyway).
-        work = trained * ratio * probe["budget_scale"] / (history.config["time_budget"] or training_seconds)
+        work = slow_hour_work(history, probe)  # at most the slow speed if the cut budget did its job
         minutes = probe["wall_seconds"] / 60
         accuracies.append(history.test_acc)
         slow_minutes.append(minutes / probe["budget_scale"])

@@ -235,3 +235,17 @@ def _check_records_folder(folder: Path, missing_ok: bool) -> None:
     siblings = sorted(path.name for path in folder.parent.iterdir() if path.is_dir()) if folder.parent.is_dir() else []
     raise FileNotFoundError(f"no folder {folder}" + (f"; {folder.parent} holds: {', '.join(siblings[:20])}"
                                                      if siblings else "") + " (check the name)")
+
+
+def slow_hour_work(history: History, benchmark: dict) -> float:
+    """The work a time-budgeted run did, as the reference network's training images/s over the run's
+    uncut budget: the check by which benchmarks/laptop_recipe.py judges a run against a slow hour.
+
+    ``benchmark``: the run's ``benchmark.json`` (the speed probe before it: both networks' images/s,
+    and the share ``budget_scale`` of the budget the run was given). The images the run trained,
+    converted by the probe's speed ratio into the reference's, over the budget before the cut: at most
+    the slow speed if the cut did its job, more if the machine sped up during the run."""
+    trained = sum(rate * seconds for rate, seconds in zip(history.images_per_s, history.epoch_seconds))
+    ratio = benchmark["reference_images_per_s"] / benchmark["recipe_images_per_s"]
+    budget = history.config["time_budget"] or sum(history.epoch_seconds)
+    return trained * ratio * benchmark["budget_scale"] / budget

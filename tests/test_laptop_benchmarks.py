@@ -35,6 +35,20 @@ def test_the_committed_records_of_the_recipe_get_a_verdict_and_the_first_recipes
     assert "no verdict against its target" in capsys.readouterr().out
 
 
+def test_the_reports_work_check_is_records_slow_hour_work(capsys):
+    # One home for the check: the benchmark's report and notebook 08's verdict both use it.
+    from course_utils.records import load_seed_runs, one_run_each, slow_hour_work
+
+    folder = RESULTS / "laptop-15-minutes"
+    assert laptop_recipe.main(["--report", str(folder)]) == 0
+    printed = [int(line.rsplit("work done = ", 1)[1].split()[0]) for line in capsys.readouterr().out.splitlines()
+               if "work done = " in line]
+    runs = one_run_each(load_seed_runs(folder, "laptop"))
+    expected = [round(slow_hour_work(history, json.loads((folder / f"seed-{seed}" / laptop_recipe.RECORD).read_text())))
+                for seed, history in runs.items()]
+    assert printed == expected and len(expected) == 3
+
+
 def test_a_report_needs_the_benchmark_records_beside_the_runs(tmp_path, capsys):
     folder = tmp_path / "laptop"
     shutil.copytree(RESULTS / "laptop-15-minutes", folder)
