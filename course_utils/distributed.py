@@ -48,6 +48,11 @@ def is_main_process() -> bool:
     return not is_distributed() or dist.get_rank() == 0
 
 
+def world_size() -> int:
+    """How many processes train together: 1 outside a process group."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
 def wrap_model(model: nn.Module, device: torch.device) -> nn.Module:
     """``model`` in DistributedDataParallel, which averages gradients across processes in backward()."""
     if device.type != "cuda":

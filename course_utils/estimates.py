@@ -99,8 +99,12 @@ def _t4_step_seconds(model: str, width: int | None, batch_size: int) -> float:
 
 
 def run_seconds(seconds_per_epoch: float, settings: Settings) -> float:
-    """A run's expected seconds: its epochs, or its own time budget (the laptop recipe) if that is shorter."""
-    return min(settings.epochs * seconds_per_epoch, settings.time_budget or math.inf)
+    """A run's expected seconds: its epochs, or its own time budget (the laptop recipe) or image budget
+    if that is shorter."""
+    epochs = settings.epochs
+    if settings.image_budget:
+        epochs = min(epochs, settings.image_budget / (settings.train_size or 50_000))
+    return min(epochs * seconds_per_epoch, settings.time_budget or math.inf)
 
 
 def t4_seconds(specs: list[RunSpec], settings: Settings) -> float:

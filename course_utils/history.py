@@ -29,7 +29,7 @@ def check_format(format_name) -> None:
                          f"{HISTORY_FORMAT!r}): update the course's code (git pull, or pip install -U) to read it")
     raise ValueError(f"not a run record of format {HISTORY_FORMAT!r} (format={format_name!r})")
 EPOCH_COLUMNS = ("train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds", "images_per_s")
-STOP_REASONS = ("time_limit", "interrupted")
+STOP_REASONS = ("time_limit", "image_limit", "interrupted")
 
 
 @dataclass

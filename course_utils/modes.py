@@ -175,6 +175,10 @@ class Settings:
     # seconds of training; the one-cycle LR follows the clock, epochs is a cap
     time_budget: float | None = setting("schedule", "a number of seconds above 0, or None",
                                         _number(0, low_open=True, none_allowed=True), None)
+    # training images at most (a budget of work, not time: a fast hour does no more than a slow one);
+    # with time_budget, whichever is spent first ends the run, and the one-cycle LR follows it
+    image_budget: int | None = setting("schedule", "a whole number of training images, at least 1, or None",
+                                       _count(1, none_allowed=True), None)
     flip_tta: bool = setting("evaluation", _FLAG, _flag, False)  # test-time flip averaging in every evaluation
     # the final test of all test images also averages one-pixel shifts (training.evaluate); the
     # per-epoch tests do not, they would take three times as long
@@ -248,7 +252,7 @@ class RunSpec:
 
 # The options of the fast recipe (notebook 08): format_settings leaves them out while they are off.
 FAST_OPTIONS = ("schedule", "warmup_fraction", "nesterov", "label_smoothing", "cutout", "flip_tta", "translate_tta", "amp",
-                "channels_last", "compile", "time_budget", "val_size")
+                "channels_last", "compile", "time_budget", "image_budget", "val_size")
 
 
 

@@ -50,6 +50,7 @@ CONFIG: dict[str, tuple[str, str]] = {
     "label_smoothing": ("runner.train_run", "weight of the uniform distribution mixed into the targets"),
     "warmup_fraction": ("runner.train_run", "one-cycle: share of the steps spent raising the LR"),
     "time_budget": ("runner.train_run", "seconds of training the run may use (None: its epochs)"),
+    "image_budget": ("runner.train_run", "training images the run may use (None: no such cap)"),
     "experiment": ("runner.run_experiment", "the experiment's name (experiments.EXPERIMENTS)"),
     "run": ("runner.run_experiment", "the run's label within the experiment"),
     "command": ("runner.run_experiment", "the command that made the record, None from a notebook"),
@@ -237,15 +238,20 @@ def _check_records_folder(folder: Path, missing_ok: bool) -> None:
                                                      if siblings else "") + " (check the name)")
 
 
-def slow_hour_work(history: History, benchmark: dict) -> float:
-    """The work a time-budgeted run did, as the reference network's training images/s over the run's
-    uncut budget: the check by which benchmarks/laptop_recipe.py judges a run against a slow hour.
-
-    ``benchmark``: the run's ``benchmark.json`` (the speed probe before it: both networks' images/s,
-    and the share ``budget_scale`` of the budget the run was given). The images the run trained,
-    converted by the probe's speed ratio into the reference's, over the budget before the cut: at most
-    the slow speed if the cut did its job, more if the machine sped up during the run."""
+def reference_speed_during(history: History, benchmark: dict) -> float:
+    """How fast the machine was during a benchmarked run, as the reference network's training images/s:
+    the run's own images/s, converted by the speed ratio of the two networks that the probe before the
+    run measured (``benchmark``: the run's ``benchmark.json`` from benchmarks/laptop_recipe.py)."""
     trained = sum(rate * seconds for rate, seconds in zip(history.images_per_s, history.epoch_seconds))
     ratio = benchmark["reference_images_per_s"] / benchmark["recipe_images_per_s"]
-    budget = history.config["time_budget"] or sum(history.epoch_seconds)
-    return trained * ratio * benchmark["budget_scale"] / budget
+    return trained / sum(history.epoch_seconds) * ratio
+
+
+def slow_hour_minutes(history: History, benchmark: dict) -> float:
+    """The wall minutes the benchmarked command would have taken in a slow hour, by which
+    benchmarks/laptop_recipe.py judges it: its wall time, stretched by how much faster than the slow
+    speed (``benchmark["slow_speed"]``, reference images/s) the machine trained during the run. A run
+    on a slower hour keeps its own minutes (it had the handicap); 0 as the slow speed: no stretching."""
+    slow = benchmark["slow_speed"]
+    stretch = max(1.0, reference_speed_during(history, benchmark) / slow) if slow else 1.0
+    return benchmark["wall_seconds"] / 60 * stretch

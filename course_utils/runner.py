@@ -202,7 +202,8 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
     val_data = data.subset(None, settings.val_size, seed=0) if sample_val else data
     val_loader = TensorLoader(val_data.test_images, val_data.test_labels, batch_size=500, augment=False,
                               shuffle=False, device=device) if sample_val else test_loader
-    budget = TimeBudget(settings.time_budget) if settings.time_budget else None
+    budget = (TimeBudget(settings.time_budget, images=settings.image_budget)
+              if settings.time_budget or settings.image_budget else None)
     scheduler = make_scheduler(optimizer, settings, steps_per_epoch=len(train_loader), budget=budget)
     history = fit(model, train_loader, epochs=settings.epochs, optimizer=optimizer, scheduler=scheduler,
                   scheduler_interval=schedule_interval(schedule_of(settings)), val_loader=val_loader, device=device,
@@ -211,6 +212,7 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
                   config={"schedule": schedule_of(settings), "seed": seed,
                           "test_images": len(data.test_images), "label_smoothing": settings.label_smoothing,
                           "warmup_fraction": settings.warmup_fraction, "time_budget": settings.time_budget,
+                          "image_budget": settings.image_budget,
                           "val_images": len(val_data.test_labels)})
     # One more test of all test images after a run that tested a sample each epoch, or that tests its
     # final weights with more views than the per-epoch tests use.

@@ -29,7 +29,7 @@ from torch import nn
 from course_utils.checkpoint import checkpoint_target, save_checkpoint
 from course_utils.data import EpochLoader, Loader, TensorLoader
 from course_utils.devices import PLAIN, Speed, autocast, describe_device, model_device
-from course_utils.distributed import global_mean, global_sum, is_distributed, is_main_process, wrap_model
+from course_utils.distributed import global_mean, global_sum, is_distributed, is_main_process, world_size, wrap_model
 from course_utils.history import History, plain_data
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -53,27 +53,50 @@ def seed_everything(seed: int) -> None:
 
 
 class TimeBudget:
-    """A number of seconds of training, shared by ``fit`` and a learning-rate schedule.
+    """A number of seconds of training, and optionally of training images, shared by ``fit`` and a
+    learning-rate schedule.
 
     ``fit(time_limit=budget)`` stops when the budget is spent and updates ``budget.spent`` (seconds
-    of training loop in this call; evaluations and checkpoints do not count) after every step, so
-    a schedule can follow the clock (``schedules.make_scheduler`` with ``budget``): the same
-    recipe then ends on time on a fast machine and on a slow one, only with more or fewer steps.
+    of training loop in this call; evaluations and checkpoints do not count) and ``budget.images_done``
+    after every step, so a schedule can follow the clock (``schedules.make_scheduler`` with
+    ``budget``): the same recipe then ends on time on a fast machine and on a slow one, only with more
+    or fewer steps. ``images`` caps the work instead: the run ends after that many training images
+    (summed over processes) even where the clock would allow more, so a fast hour does no more than a
+    slow one (benchmarks/laptop_recipe.py). With both, whichever is spent first ends the run.
     """
 
-    def __init__(self, seconds: float) -> None:
-        if not seconds > 0:
+    def __init__(self, seconds: float | None, images: int | None = None) -> None:
+        if seconds is None and images is None:
+            raise ValueError("a budget needs seconds, images or both")
+        if seconds is not None and not seconds > 0:
             raise ValueError(f"a time budget must be a positive number of seconds, got {seconds!r}")
-        self.seconds = float(seconds)
+        if images is not None and not images > 0:
+            raise ValueError(f"an image budget must be a positive number of training images, got {images!r}")
+        self.seconds = float(seconds) if seconds is not None else None
+        self.images = int(images) if images is not None else None
         self.spent = 0.0
+        self.images_done = 0
 
     @property
     def fraction(self) -> float:
-        """How much of the budget is spent, from 0 to 1."""
-        return min(self.spent / self.seconds, 1.0)
+        """How much of the budget is spent, from 0 to 1: of the time or of the images, whichever is further."""
+        time_part = self.spent / self.seconds if self.seconds else 0.0
+        image_part = self.images_done / self.images if self.images else 0.0
+        return min(max(time_part, image_part), 1.0)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """``"time_limit"`` or ``"image_limit"`` once that part is spent, None before."""
+        if self.images is not None and self.images_done >= self.images:
+            return "image_limit"
+        if self.seconds is not None and self.spent >= self.seconds:
+            return "time_limit"
+        return None
 
     def __repr__(self) -> str:
-        return f"TimeBudget(seconds={self.seconds:g}, spent={self.spent:.1f})"
+        seconds = f"{self.seconds:g}" if self.seconds is not None else "None"
+        images = f", images={self.images}, images_done={self.images_done}" if self.images is not None else ""
+        return f"TimeBudget(seconds={seconds}, spent={self.spent:.1f}{images})"
 
 
 class TrainingDiverged(FloatingPointError):
@@ -217,7 +240,8 @@ def fit(
         flip_tta: validate with test-time flip averaging (see ``evaluate``).
         time_limit: stop after the step that brings this call's training time past this many
             seconds (or this ``TimeBudget``, which fit keeps up to date for a schedule that
-            follows the clock); the partial epoch is recorded and ``History.stop`` says why.
+            follows the clock, and which may cap the training images too); the partial epoch is
+            recorded and ``History.stop`` says why.
 
     Under ``torchrun`` (an initialised process group) the model is wrapped in
     DistributedDataParallel; losses and accuracies are averaged over all processes, so every
@@ -271,9 +295,12 @@ def fit(
                 if checkpoint_path is not None:
                     save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
             if totals.out_of_time:
-                history.stop("time_limit", f"time limit of {budget.seconds:g} s reached during epoch {epoch + 1}")
+                reason = budget.stop_reason
+                limit = (f"time limit of {budget.seconds:g} s" if reason == "time_limit"
+                         else f"image budget of {budget.images:,} training images")
+                history.stop(reason, f"{limit} reached during epoch {epoch + 1}")
                 if is_main_process():
-                    bar.write(f"Stopped by the time limit of {budget.seconds:g} s after {len(history.step_loss) - steps_at_start:,} "
+                    bar.write(f"Stopped by the {limit} after {len(history.step_loss) - steps_at_start:,} "
                               f"steps, during epoch {epoch + 1} of {epochs}.")
                 break
     except KeyboardInterrupt:
@@ -315,6 +342,7 @@ def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: 
     start = time.perf_counter()
     totals = EpochTotals.zeros(step.device)
     images_done = 0  # on the host, for the progress bar (reading totals.seen would wait for the GPU)
+    processes = world_size()  # an image budget counts the images of every process
     for images, labels in loader:
         images, labels = step.to_device(images, labels)
         logits, loss = step.forward(images, labels)
@@ -329,8 +357,9 @@ def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: 
                                        f"rate will not help)", error.history) from None
             raise
         step.update(loss)
-        if budget is not None:  # before the scheduler, which may follow the clock
+        if budget is not None:  # before the scheduler, which may follow the clock or the images
             budget.spent = seconds_before + time.perf_counter() - start
+            budget.images_done += len(labels) * processes
         if schedule is not None:
             schedule.after_update()
         totals.add(logits, labels, loss)
@@ -339,7 +368,7 @@ def train_one_epoch(step: TrainingStep, loader: Loader, epoch: int, *, history: 
         if losses.last is not None:
             bar.set_postfix(epoch=epoch + 1, loss=f"{losses.last:.3f}",
                             img_per_s=f"{images_done / (time.perf_counter() - start):.0f}")
-        if budget is not None and budget.spent >= budget.seconds:
+        if budget is not None and budget.stop_reason is not None:
             totals.out_of_time = True
             break
     losses.read(epoch)  # the epoch's last losses, before its records
@@ -589,10 +618,10 @@ CONTINUATION_KEYS = ("model", "batch_size", "train_images", "experiment", "run")
 
 def _check_continuation(history: History, run_config: dict) -> None:
     """Refuse to continue a History that this run cannot continue as whole epochs of the same run."""
-    if history.meta.get("stop_reason") == "time_limit":
-        raise ValueError(f"this History was stopped by its time limit in the middle of epoch {history.epochs_done} "
+    if history.meta.get("stop_reason") in ("time_limit", "image_limit"):
+        raise ValueError(f"this History was stopped by its budget in the middle of epoch {history.epochs_done} "
                          f"({history.meta.get('stopped', '')}): fit continues whole epochs only. Start a new run, "
-                         f"or give the first run a longer time_limit.")
+                         f"or give the first run a larger budget.")
     # Compared as stored: a record read back from a file has lists where the model's arch has tuples.
     differ = [key for key in CONTINUATION_KEYS if key in history.config and key in run_config
               and plain_data(history.config[key]) != plain_data(run_config[key])]

@@ -98,6 +98,30 @@ def test_one_cycle_with_a_time_budget_follows_the_clock():
         TimeBudget(0)
 
 
+def test_an_image_budget_ends_the_run_and_its_one_cycle_whatever_the_clock(monkeypatch, cifar):
+    # A budget of work: the run stops after the images a slow hour allows even where the clock would
+    # allow more (a fast hour), and its LR has annealed by then.
+    monkeypatch.setenv("COURSE_MODE", "smoke")  # 256 training images, batch 64: 4 steps per epoch
+    history = runner.run_experiment("laptop", data=cifar, progress=False,
+                                    overrides={"epochs": 5, "time_budget": 3600, "image_budget": 700})["resnet9"]
+    assert history.meta["stop_reason"] == "image_limit" and "image budget of 700 training images" in history.meta["stopped"]
+    assert history.config["image_budget"] == 700 and history.config["time_budget"] == 3600
+    assert len(history.step_loss) == 11 and history.epochs_done == 3  # 10 steps of 64 are 640 images, not yet 700
+    # The one-cycle follows the images, not the 20 steps of 5 epochs: the peak after 20% of 700 images
+    # (step 3, not step 4 of 20), and at the end the LR is down to an eighth of it (it would be near half).
+    lrs = torch.tensor(history.step_lr)
+    assert int(lrs.argmax()) == 2 and lrs[-1] < 0.15 * lrs.max()
+    budget = TimeBudget(None, images=1_000)
+    budget.images_done, budget.spent = 250, 1e6
+    assert budget.fraction == 0.25 and budget.stop_reason is None  # no time limit: the clock does not end it
+    budget.images_done = 1_000
+    assert budget.fraction == 1 and budget.stop_reason == "image_limit"
+    with pytest.raises(ValueError, match="seconds, images or both"):
+        TimeBudget(None)
+    with pytest.raises(ValueError, match="image_budget takes a whole number of training images"):
+        replace(get_settings("laptop", "quick"), image_budget=0)
+
+
 def test_flip_tta_equals_averaging_the_two_forward_passes(tiny):
     seed_everything(0)
     model = resnet18(width=4)

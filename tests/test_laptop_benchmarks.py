@@ -35,18 +35,32 @@ def test_the_committed_records_of_the_recipe_get_a_verdict_and_the_first_recipes
     assert "no verdict against its target" in capsys.readouterr().out
 
 
-def test_the_reports_work_check_is_records_slow_hour_work(capsys):
-    # One home for the check: the benchmark's report and notebook 08's verdict both use it.
-    from course_utils.records import load_seed_runs, one_run_each, slow_hour_work
+def test_the_reports_slow_hour_minutes_are_records_slow_hour_minutes(capsys):
+    # One home for the verdict's minutes: the benchmark's report and notebook 08's verdict both use it.
+    from course_utils.records import load_seed_runs, one_run_each, slow_hour_minutes
 
     folder = RESULTS / "laptop-15-minutes"
     assert laptop_recipe.main(["--report", str(folder)]) == 0
-    printed = [int(line.rsplit("work done = ", 1)[1].split()[0]) for line in capsys.readouterr().out.splitlines()
-               if "work done = " in line]
+    printed = [float(line.split(" min (", 1)[1].split()[0]) for line in capsys.readouterr().out.splitlines()
+               if " at the slow speed), " in line]
     runs = one_run_each(load_seed_runs(folder, "laptop"))
-    expected = [round(slow_hour_work(history, json.loads((folder / f"seed-{seed}" / laptop_recipe.RECORD).read_text())))
+    expected = [round(slow_hour_minutes(history, json.loads((folder / f"seed-{seed}" / laptop_recipe.RECORD).read_text())), 2)
                 for seed, history in runs.items()]
     assert printed == expected and len(expected) == 3
+
+
+def test_a_run_on_a_fast_hour_is_judged_by_its_minutes_stretched_to_a_slow_hours_speed():
+    from course_utils.history import History
+    from course_utils.records import reference_speed_during, slow_hour_minutes
+
+    history = History(images_per_s=[600.0, 900.0], epoch_seconds=[100.0, 100.0])  # 750 images/s on average
+    benchmark = {"reference_images_per_s": 400.0, "recipe_images_per_s": 500.0, "slow_speed": 450.0,
+                 "wall_seconds": 600.0}
+    assert reference_speed_during(history, benchmark) == pytest.approx(600.0)  # 750 x 400 / 500
+    assert slow_hour_minutes(history, benchmark) == pytest.approx(10 * 600 / 450)
+    slower = {**benchmark, "slow_speed": 700.0}  # a slower hour than the slow one keeps its own minutes
+    assert slow_hour_minutes(history, slower) == pytest.approx(10.0)
+    assert slow_hour_minutes(history, {**benchmark, "slow_speed": 0}) == pytest.approx(10.0)
 
 
 def test_a_report_needs_the_benchmark_records_beside_the_runs(tmp_path, capsys):

@@ -313,7 +313,7 @@ def test_a_time_limited_history_cannot_be_continued_as_if_its_last_epoch_were_wh
     train, _ = loaders(tiny, batch_size=16)
     stopped = fit(model, train, epochs=3, optimizer=sgd(model), progress=False, time_limit=1e-9)
     assert stopped.meta["stop_reason"] == "time_limit" and len(stopped.step_loss) < len(train)
-    with pytest.raises(ValueError, match="stopped by its time limit in the middle of epoch 1"):
+    with pytest.raises(ValueError, match="stopped by its budget in the middle of epoch 1"):
         fit(model, train, epochs=3, optimizer=sgd(model), history=stopped, progress=False)
 
 
