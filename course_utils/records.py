@@ -63,6 +63,7 @@ CONFIG: dict[str, tuple[str, str]] = {
 }
 META: dict[str, tuple[str, str]] = {
     "device": ("training.fit", "the device, in words (devices.describe_device)"),
+    "cpu_capability": ("training.fit", "the CPU vector units torch's kernels use (torch.backends.cpu.get_cpu_capability)"),
     "torch": ("training.fit", "torch's version"),
     "python": ("training.fit", "Python's version"),
     "date": ("training.fit", "when training started, local time with its zone"),

@@ -808,6 +808,9 @@ def _run_config(model, loader, optimizer, scheduler, epochs, step: TrainingStep,
 def _run_meta(device: torch.device) -> dict:
     return {
         "device": describe_device(device),
+        # Which vector units torch's CPU kernels use: CPUs of one kind of VM can differ (AVX2, AVX512),
+        # and the same networks then train at other speeds relative to each other.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": str(torch.__version__),  # a TorchVersion object would not load with weights_only
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
