@@ -194,6 +194,8 @@ def is_the_recipe(rows, mode: str) -> bool:
             return False
         if probe["slow_speed"] and history.config.get("image_budget") != probe.get("image_budget"):
             return False
+        if set(history.config.get("overrides") or {}) - {"image_budget"}:  # e.g. --set amp=bf16
+            return False
         if history.meta.get("final_test", {}).get("translate_tta", False) != recipe.translate_tta:
             return False
     return True

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from course_utils import models
-from course_utils.devices import AUTOCAST_DTYPES, COMPILE_MODES, Speed
+from course_utils.devices import AUTOCAST_DTYPES, COMPILE_MODES, NATIVE, Speed
 from course_utils.schedules import SCHEDULES
 from course_utils.training import seed_everything
 
@@ -104,7 +104,7 @@ def _one_of(*choices):
 
 
 def _precision(value):
-    if value is None or isinstance(value, str) and value in AUTOCAST_DTYPES:
+    if value is None or isinstance(value, str) and (value in AUTOCAST_DTYPES or value == NATIVE):
         return value
     return _flag(value)
 
@@ -187,8 +187,9 @@ class Settings:
     # once at the end); None = all, every epoch
     val_size: int | None = setting("evaluation", "a number of test images, at least 1, or None for all",
                                    _count(1, none_allowed=True), None)
-    # precision (devices.choose_precision); None = by the device
-    amp: bool | str | None = setting("speed", f"true, false, None (automatic) or one of {', '.join(AUTOCAST_DTYPES)}",
+    # precision (devices.choose_precision); None = by the GPU (fp32 on a CPU), "native" = also by the CPU
+    amp: bool | str | None = setting("speed", f"true, false, None (automatic), {NATIVE} (automatic, CPUs included) "
+                                              f"or one of {', '.join(AUTOCAST_DTYPES)}",
                                      _precision, None)
     # NHWC memory layout; None = on with CUDA only
     channels_last: bool | None = setting("speed", "true, false or None (automatic)", _optional_flag, None)

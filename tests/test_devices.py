@@ -1,5 +1,7 @@
 """course_utils.devices: which device trains, and at which precision."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -36,3 +38,22 @@ def test_precision_on_a_cpu_is_fp32_unless_asked():
     assert choose_precision("cpu", amp="fp16") == "fp16"
     with pytest.raises(ValueError, match="not a precision"):
         choose_precision("cpu", amp="half")
+
+
+@pytest.mark.parametrize("amx, expected", [(True, "bf16"), (False, "fp32")])
+def test_native_precision_on_a_cpu_is_bf16_only_with_bf16_matrix_units(monkeypatch, amx, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert choose_precision("cpu", amp="native") == expected
+    assert choose_precision("cpu") == "fp32"  # the automatic choice keeps every CPU lesson in fp32
+    assert choose_precision("mps", amp="native") == "fp32"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert choose_precision(torch.device("cuda", 0), amp="native") == "fp16"  # on a GPU: as automatic
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a torch without the (private) test: fp32
+    assert choose_precision("cpu", amp="native") == "fp32"
+
+
+def test_the_bf16_matrix_units_are_what_the_kernel_reports_for_this_cpu():
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo to compare with (not Linux)")
+    assert devices.cpu_has_bf16_matrix_units() == (" amx_bf16" in cpuinfo.read_text())
