@@ -1,14 +1,16 @@
-"""The laptop recipe, repeated over seeds: test accuracy, wall minutes and speed of each run, judged
+"""The laptop recipes, repeated over seeds: test accuracy, wall minutes and speed of each run, judged
 at the speed of a slow hour.
 
     python benchmarks/laptop_recipe.py --runs 3 --out data/results/laptop-15-minutes
+    python benchmarks/laptop_recipe.py --experiment laptop-hour --runs 3 --out data/results/laptop-hour
     python benchmarks/laptop_recipe.py --report data/results/laptop-15-minutes   # summarise, train nothing
 
-Each run is the command a learner types, ``python -m course_utils run laptop --mode quick --seed N``,
-started as a process of its own and timed from start to exit: start-up, data loading, training, the
-per-epoch tests on a 1,000-image sample and the final test of all 10,000 images in six views (flips
-and one-pixel shifts). The target: at least 87% mean test accuracy, every run within 15 minutes of
-wall time on 2 CPU cores (the first step's target was 85%: data/results/laptop-resnet9).
+Each run is the command a learner types, ``python -m course_utils run laptop --mode quick --seed N``
+(or ``laptop-hour``), started as a process of its own and timed from start to exit: start-up, data
+loading, training, the per-epoch tests on a 1,000-image sample and the final test of all 10,000
+images in six views (flips and one-pixel shifts). The targets (``TARGETS``): at least 87% mean test
+accuracy with every command within 15 minutes of wall time on 2 CPU cores (the first step's target
+was 85%: data/results/laptop-resnet9), and 90% within 60 minutes.
 
 A slow hour. This shared VM trains the same network at anything from 270 to 900 images/s, by its
 neighbours, and its speed can change by a third within one run. A slow hour is one in which the
@@ -30,8 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-TARGET_ACCURACY = 0.87
-TARGET_MINUTES = 15.0
+# Each laptop experiment's target: mean test accuracy over the seeds, and wall minutes per command.
+TARGETS = {"laptop": (0.87, 15.0), "laptop-hour": (0.90, 60.0)}
 REFERENCE = ("resnet18", 16)  # the recipe before this one: ResNet18 at width 16 (82.57% in 14 minutes)
 # The reference is timed as it trained then (fp32, channels-last) whatever the recipe sets: it measures
 # the machine, so a recipe that trains faster (in bf16, say) gets the credit in the speed ratio.
@@ -41,6 +43,8 @@ RECORD = "benchmark.json"  # beside each seed's run record: the speed probe and 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="laptop", choices=list(TARGETS),
+                        help="the 15-minute recipe (laptop) or the hour's (laptop-hour)")
     parser.add_argument("--runs", type=int, default=3, help="number of seeds to train (0, 1, ...)")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", default="data/runs/laptop", help="one sub-folder seed-N per run")
@@ -65,11 +69,11 @@ def main(argv: list[str] | None = None) -> int:
             code = run_one_seed(seed, folder / f"seed-{seed}", args)
             if code:
                 return code
-    runs = one_run_each(load_seed_runs(folder, "laptop"))
+    runs = one_run_each(load_seed_runs(folder, args.experiment))
     if not runs:
-        print(f"error: no laptop run records in {folder}/seed-*/", file=sys.stderr)
+        print(f"error: no {args.experiment} run records in {folder}/seed-*/", file=sys.stderr)
         return 2
-    return report(folder, runs, args.slow_speed)
+    return report(folder, runs, args.slow_speed, args.experiment)
 
 
 def run_one_seed(seed: int, seed_folder: Path, args) -> int:
@@ -79,13 +83,13 @@ def run_one_seed(seed: int, seed_folder: Path, args) -> int:
     from course_utils.experiments import get_settings
     from course_utils.runner import apply_overrides
 
-    settings = apply_overrides(get_settings("laptop", args.mode), parse_overrides(args.overrides))
+    settings = apply_overrides(get_settings(args.experiment, args.mode), parse_overrides(args.overrides))
     probe = probe_speeds(settings)
     # A recipe that runs by epochs has no budget to turn into images: its verdict rests on the stretch.
     ratio = probe["recipe_images_per_s"] / probe["reference_images_per_s"]
     images = round(args.slow_speed * ratio * settings.time_budget) if args.slow_speed and settings.time_budget else None
     overrides = list(args.overrides) + ([f"image_budget={images}"] if images else [])
-    command = [sys.executable, "-m", "course_utils", "run", "laptop", "--mode", args.mode, "--seed", str(seed),
+    command = [sys.executable, "-m", "course_utils", "run", args.experiment, "--mode", args.mode, "--seed", str(seed),
                "--out", str(seed_folder), "--no-progress"] + (["--set", *overrides] if overrides else [])
     print(f"seed {seed}: reference {probe['reference_images_per_s']:.0f} images/s, recipe "
           f"{probe['recipe_images_per_s']:.0f} images/s; budget "
@@ -139,7 +143,7 @@ def probe_speeds(settings, rounds: int = 3, steps: int = 8) -> dict:
             "probe_rounds": {name: [round(value, 1) for value in values] for name, values in speeds.items()}}
 
 
-def report(folder: Path, runs: dict, slow_speed: float) -> int:
+def report(folder: Path, runs: dict, slow_speed: float, experiment: str = "laptop") -> int:
     from course_utils.records import reference_speed_during, slow_hour_minutes
 
     rows = []
@@ -170,23 +174,24 @@ def report(folder: Path, runs: dict, slow_speed: float) -> int:
           f"{max(accuracies):.2%}" + (f", std {statistics.stdev(accuracies):.2%}" if len(rows) > 1 else ""))
     print(f"wall minutes at the slow speed: mean {statistics.mean(slow_minutes):.2f}, "
           f"most {max(slow_minutes):.2f}")
-    if not is_the_recipe(rows, history.meta.get("mode", "quick")):  # the recipe of the mode the runs ran in
-        print("(not the laptop recipe's own network, budget and test: no verdict against its target)")
+    if not is_the_recipe(rows, experiment, history.meta.get("mode", "quick")):  # the mode the runs ran in
+        print(f"(not the {experiment} recipe's own network, budget and test: no verdict against its target)")
         return 0
-    reached = statistics.mean(accuracies) >= TARGET_ACCURACY and max(slow_minutes) <= TARGET_MINUTES
-    print(f"target (>= {TARGET_ACCURACY:.0%} mean test accuracy, <= {TARGET_MINUTES:.0f} wall minutes per run"
+    target_accuracy, target_minutes = TARGETS[experiment]
+    reached = statistics.mean(accuracies) >= target_accuracy and max(slow_minutes) <= target_minutes
+    print(f"target (>= {target_accuracy:.0%} mean test accuracy, <= {target_minutes:.0f} wall minutes per run"
           + (f" at a slow hour's speed ({slow_speed:.0f} reference images/s)" if slow_speed else "") + "): "
           + ("reached" if reached else "NOT reached"))
     return 0
 
 
-def is_the_recipe(rows, mode: str) -> bool:
+def is_the_recipe(rows, experiment: str, mode: str) -> bool:
     """Whether the runs trained the recipe's network for its budget (not e.g. --set time_budget=3480),
     with a slow hour's image budget, and tested it as the recipe does (an older record's final test had
     no shifted views; an older benchmark cut the time budget instead of capping the images)."""
     from course_utils.experiments import get_settings
 
-    recipe = get_settings("laptop", mode)
+    recipe = get_settings(experiment, mode)
     for history, probe in rows:
         model = history.config["model"]
         if history.config["time_budget"] != recipe.time_budget or (model["name"], model.get("width")) != \

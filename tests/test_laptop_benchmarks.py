@@ -33,6 +33,9 @@ def test_the_committed_records_of_the_recipe_get_a_verdict_and_the_first_recipes
     # The first recipe (peak LR 0.1, a flip-only final test, 14 minutes) is no longer the recipe.
     assert laptop_recipe.main(["--report", str(RESULTS / "laptop-resnet9")]) == 0
     assert "no verdict against its target" in capsys.readouterr().out
+    # Another experiment's records are judged by that experiment's own recipe and target, or not at all.
+    assert laptop_recipe.main(["--report", str(RESULTS / "laptop-15-minutes"), "--experiment", "laptop-hour"]) == 2
+    assert "no laptop-hour run records" in capsys.readouterr().err
 
 
 def test_the_reports_slow_hour_minutes_are_records_slow_hour_minutes(capsys):
