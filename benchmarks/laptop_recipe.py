@@ -12,8 +12,8 @@ images in six views (flips and one-pixel shifts). The targets (``TARGETS``): at 
 accuracy with every command within 15 minutes of wall time on 2 CPU cores (the first step's target
 was 85%: data/results/laptop-resnet9), and 90% within 60 minutes.
 
-A slow hour. This shared VM trains the same network at anything from 270 to 900 images/s, by its
-neighbours, and its speed can change by a third within one run. A slow hour is one in which the
+A slow hour. VMs of the course's kind train the reference network at anything from 270 to 900
+images/s, by their neighbours, and a network's speed can change by a fifth within one run. A slow hour is one in which the
 reference network (ResNet18 at width 16, the recipe before the first laptop recipe) trains at
 ``--slow-speed`` images/s (450). Before each run the script times the reference and the recipe's own
 network on the same images, alternately, three times: their speed ratio turns the slow speed into the recipe's
@@ -34,6 +34,7 @@ from pathlib import Path
 
 # Each laptop experiment's target: mean test accuracy over the seeds, and wall minutes per command.
 TARGETS = {"laptop": (0.87, 15.0), "laptop-hour": (0.90, 60.0)}
+TARGET_SEEDS = 3  # a mean over fewer seeds is not the target's
 REFERENCE = ("resnet18", 16)  # the recipe before this one: ResNet18 at width 16 (82.57% in 14 minutes)
 # The reference is timed as it trained then (fp32, channels-last) whatever the recipe sets: it measures
 # the machine, so a recipe that trains faster (in bf16, say) gets the credit in the speed ratio.
@@ -179,9 +180,12 @@ def report(folder: Path, runs: dict, slow_speed: float, experiment: str = "lapto
         return 0
     target_accuracy, target_minutes = TARGETS[experiment]
     reached = statistics.mean(accuracies) >= target_accuracy and max(slow_minutes) <= target_minutes
-    print(f"target (>= {target_accuracy:.0%} mean test accuracy, <= {target_minutes:.0f} wall minutes per run"
-          + (f" at a slow hour's speed ({slow_speed:.0f} reference images/s)" if slow_speed else "") + "): "
-          + ("reached" if reached else "NOT reached"))
+    outcome = ("reached" if reached else "NOT reached") if len(rows) >= TARGET_SEEDS else \
+        (f"not shown: {len(rows)} of the {TARGET_SEEDS} seeds it needs"
+         + (" (within it so far)" if reached else " (short of it so far)"))
+    print(f"target (>= {target_accuracy:.0%} mean test accuracy over {TARGET_SEEDS} seeds, <= {target_minutes:.0f} "
+          f"wall minutes per run" + (f" at a slow hour's speed ({slow_speed:.0f} reference images/s)" if slow_speed
+                                     else "") + "): " + outcome)
     return 0
 
 

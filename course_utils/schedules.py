@@ -52,7 +52,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, settings: ScheduleSettings,
     ``settings.lr_milestones`` of ``settings.epochs``. ``one-cycle``: ``one_cycle_factor`` times the
     LR, stepped once per optimiser step (``schedule_interval``), so it needs ``steps_per_epoch``. Its
     progress is the share of the ``settings.epochs`` steps done or, with a ``budget`` (the same one
-    given to ``fit(time_limit=...)``), the share of the time spent, whichever is further along.
+    given to ``fit(time_limit=...)``), the share of the budget spent (of its time, or of its images),
+    whichever is further along.
     """
     schedule = schedule_of(settings)
     if schedule not in SCHEDULES:  # before any shortcut below: "cosine" must not train at a constant LR

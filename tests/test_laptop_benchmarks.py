@@ -29,10 +29,16 @@ def test_the_committed_records_of_the_recipe_get_a_verdict_and_the_first_recipes
     assert laptop_recipe.main(["--report", str(RESULTS / "laptop-15-minutes")]) == 0
     printed = capsys.readouterr().out
     verdict = [line for line in printed.splitlines() if line.startswith("target (>= 87% mean test accuracy")]
-    assert len(verdict) == 1, printed
+    assert len(verdict) == 1 and verdict[0].endswith(("): reached", "): NOT reached")), printed
     # The first recipe (peak LR 0.1, a flip-only final test, 14 minutes) is no longer the recipe.
     assert laptop_recipe.main(["--report", str(RESULTS / "laptop-resnet9")]) == 0
     assert "no verdict against its target" in capsys.readouterr().out
+    # The hour's records are judged by the hour's target, and one seed is not the three it asks for.
+    assert laptop_recipe.main(["--report", str(RESULTS / "laptop-hour"), "--experiment", "laptop-hour"]) == 0
+    verdict = capsys.readouterr().out.splitlines()[-1]
+    assert verdict.startswith("target (>= 90% mean test accuracy over 3 seeds, <= 60 wall minutes"), verdict
+    if len(list((RESULTS / "laptop-hour").glob("seed-*"))) < 3:
+        assert "not shown: " in verdict
     # Another experiment's records are judged by that experiment's own recipe and target, or not at all.
     assert laptop_recipe.main(["--report", str(RESULTS / "laptop-15-minutes"), "--experiment", "laptop-hour"]) == 2
     assert "no laptop-hour run records" in capsys.readouterr().err
