@@ -13,15 +13,15 @@ accuracy with every command within 15 minutes of wall time on 2 CPU cores (the f
 was 85%: data/results/laptop-resnet9), and 90% within 60 minutes.
 
 A slow hour. VMs of the course's kind train the reference network at anything from 270 to 900
-images/s, by their neighbours, and a network's speed can change by a fifth within one run. A slow hour is one in which the
-reference network (ResNet18 at width 16, the recipe before the first laptop recipe) trains at
-``--slow-speed`` images/s (450). Before each run the script times the reference and the recipe's own
-network on the same images, alternately, three times: their speed ratio turns the slow speed into the recipe's
-images/s, and the run gets, besides its time budget, an image budget (``image_budget``) of what a slow
-hour lets it train in that time. On a faster hour it spends its images early and stops: it does the
-work of a slow hour, not more, however the speed moves during the run. Its wall time is then
-stretched by how much faster than a slow hour it trained (``records.slow_hour_minutes``) for the
-verdict; a run on a slower hour keeps its own minutes.
+images/s, by their neighbours, and a network's speed can change by a fifth within one run. A slow
+hour is one in which the reference network (ResNet18 at width 16, the recipe before the first laptop
+recipe) trains at ``--slow-speed`` images/s (450). Before each run the script times the reference
+and the recipe's own network on the same images, alternately, three times: their speed ratio turns
+the slow speed into the recipe's images/s, and the run gets, besides its time budget, an image
+budget (``image_budget``) of what a slow hour lets it train in that time. On a faster hour it spends
+its images early and stops: it does the work of a slow hour, not more, however the speed moves
+during the run. Its wall time is then stretched by how much faster than a slow hour it trained
+(``records.slow_hour_minutes``) for the verdict; a run on a slower hour keeps its own minutes.
 """
 
 import argparse
