@@ -295,13 +295,7 @@ def fit(
                 if checkpoint_path is not None:
                     save_checkpoint(checkpoint_path, model, optimizer, scheduler, history, epoch=epoch + 1)
             if totals.out_of_time:
-                reason = budget.stop_reason
-                limit = (f"time limit of {budget.seconds:g} s" if reason == "time_limit"
-                         else f"image budget of {budget.images:,} training images")
-                history.stop(reason, f"{limit} reached during epoch {epoch + 1}")
-                if is_main_process():
-                    bar.write(f"Stopped by the {limit} after {len(history.step_loss) - steps_at_start:,} "
-                              f"steps, during epoch {epoch + 1} of {epochs}.")
+                _stop_on_budget(history, budget, bar, epoch, epochs, len(history.step_loss) - steps_at_start)
                 break
     except KeyboardInterrupt:
         _keep_whole_epochs(history, losses, epoch, steps_before_epoch, bar)
@@ -314,6 +308,17 @@ def fit(
     history.meta["fit_seconds"] = time.perf_counter() - started
     _note_cuda_graph_skips(history, skips_before)
     return history
+
+
+def _stop_on_budget(history: History, budget: TimeBudget, bar: ProgressBar, epoch: int, epochs: int,
+                    steps: int) -> None:
+    """Record (and say) which part of ``budget`` ended the run during ``epoch``."""
+    reason = budget.stop_reason
+    limit = (f"time limit of {budget.seconds:g} s" if reason == "time_limit"
+             else f"image budget of {budget.images:,} training images")
+    history.stop(reason, f"{limit} reached during epoch {epoch + 1}")
+    if is_main_process():
+        bar.write(f"Stopped by the {limit} after {steps:,} steps, during epoch {epoch + 1} of {epochs}.")
 
 
 def _note_cuda_graph_skips(history: History, skips_before: int | None) -> None:
