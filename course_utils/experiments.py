@@ -12,7 +12,7 @@ mode, and the runs it is made of (``modes.RunSpec``). ``runner.run_experiment`` 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from course_utils.devices import choose_precision, describe_device, pick_device
@@ -97,6 +97,12 @@ _FAST = dict(schedule="one-cycle", warmup_fraction=0.2, nesterov=True, label_smo
 # Its precision is the CPU's native one: bf16 where the CPU has bf16 matrix units (Intel AMX), where
 # it trained ResNet-9 1.8x as fast as fp32; fp32 elsewhere, where bf16 ran at half fp32's speed.
 _LAPTOP = dict(_FAST, translate_tta=True, amp="native")
+_LAPTOP_SMOKE = Settings(train_size=256, test_size=100, epochs=1, batch_size=64, lr=0.2, width=8, val_size=50,
+                         models=("resnet9",), **_LAPTOP)
+_LAPTOP_QUICK = Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.2, width=16,
+                         time_budget=810, val_size=1000, models=("resnet9",), **_LAPTOP)  # quick and full alike
+# The hour: the same recipe at width 24 for 55 minutes of training (epochs only a cap, see laptop-hour).
+_LAPTOP_HOUR = replace(_LAPTOP_QUICK, width=24, time_budget=3300, epochs=100)
 
 # Quick-mode sizes are measured choices: each shows its notebook's effect for every one of 5 seeds
 # on 2 CPU cores within the notebook's 5 minutes (benchmarks/README.md, "Lessons over seeds", and
@@ -206,24 +212,14 @@ EXPERIMENTS: dict[str, Experiment] = {
         # fast or a slow machine (epochs=30 is only a cap). The per-epoch test uses 1,000 images (a
         # second each); all 10,000 are tested once at the end, in six views (flips and one-pixel
         # shifts, about 30 s), within the 15 minutes.
-        {"smoke": Settings(train_size=256, test_size=100, epochs=1, batch_size=64, lr=0.2, width=8,
-                           val_size=50, models=("resnet9",), **_LAPTOP),
-         "quick": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.2, width=16,
-                           time_budget=810, val_size=1000, models=("resnet9",), **_LAPTOP),
-         "full": Settings(train_size=None, test_size=None, epochs=30, batch_size=128, lr=0.2, width=16,
-                          time_budget=810, val_size=1000, models=("resnet9",), **_LAPTOP)}),
+        {"smoke": _LAPTOP_SMOKE, "quick": _LAPTOP_QUICK, "full": _LAPTOP_QUICK}),
     "laptop-hour": Experiment(
         "the laptop recipe for an hour: a ResNet-9 at width 24 on all of CIFAR-10 within 60 minutes on 2 CPU "
         "cores (notebook 08)",
         # 55 minutes of training: the rest of the hour goes to start-up and the tests (a 1,000-image test
         # after each of 40-odd epochs, the six-view final test). epochs=100 is only a cap, above what the
         # hour allows: the one-cycle LR follows the budget, not a step count that would end it first.
-        {"smoke": Settings(train_size=256, test_size=100, epochs=1, batch_size=64, lr=0.2, width=8,
-                           val_size=50, models=("resnet9",), **_LAPTOP),
-         "quick": Settings(train_size=None, test_size=None, epochs=100, batch_size=128, lr=0.2, width=24,
-                           time_budget=3300, val_size=1000, models=("resnet9",), **_LAPTOP),
-         "full": Settings(train_size=None, test_size=None, epochs=100, batch_size=128, lr=0.2, width=24,
-                          time_budget=3300, val_size=1000, models=("resnet9",), **_LAPTOP)}),
+        {"smoke": _LAPTOP_SMOKE, "quick": _LAPTOP_HOUR, "full": _LAPTOP_HOUR}),
 }
 
 
