@@ -161,13 +161,12 @@ def report(folder: Path, runs: dict, slow_speed: float, experiment: str = "lapto
     accuracies, slow_minutes = [], []
     for history, probe in rows:
         training_seconds = sum(history.epoch_seconds)
-        trained = sum(rate * seconds for rate, seconds in zip(history.images_per_s, history.epoch_seconds))
         minutes = probe["wall_seconds"] / 60
         accuracies.append(history.test_acc)
         slow_minutes.append(slow_hour_minutes(history, probe))
         print(f"  seed {history.config['seed']}: test accuracy {history.test_acc:.2%}, wall {minutes:.2f} min "
               f"({slow_minutes[-1]:.2f} at the slow speed), {len(history.step_loss):,} steps in "
-              f"{history.epochs_done} epochs at {trained / training_seconds:.0f} images/s "
+              f"{history.epochs_done} epochs at {history.images_trained / training_seconds:.0f} images/s "
               f"({history.meta.get('stopped', 'all its epochs')}); reference {probe['reference_images_per_s']:.0f} "
               f"images/s before the run, {reference_speed_during(history, probe):.0f} during it (by the speed ratio "
               f"{probe['recipe_images_per_s'] / probe['reference_images_per_s']:.2f})")

@@ -87,6 +87,12 @@ class History:
     def epochs_done(self) -> int:
         return len(self.train_loss)
 
+    @property
+    def images_trained(self) -> float:
+        """Training images seen over the run (each epoch's images/s times its seconds): a budget-stopped
+        run's last epoch counts only the part it trained."""
+        return sum(rate * seconds for rate, seconds in zip(self.images_per_s, self.epoch_seconds))
+
     def epoch_ends(self) -> np.ndarray:
         """The step at which each recorded epoch ended (for drawing epochs on a step axis).
 

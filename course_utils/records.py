@@ -243,9 +243,8 @@ def reference_speed_during(history: History, benchmark: dict) -> float:
     """How fast the machine was during a benchmarked run, as the reference network's training images/s:
     the run's own images/s, converted by the speed ratio of the two networks that the probe before the
     run measured (``benchmark``: the run's ``benchmark.json`` from benchmarks/laptop_recipe.py)."""
-    trained = sum(rate * seconds for rate, seconds in zip(history.images_per_s, history.epoch_seconds))
     ratio = benchmark["reference_images_per_s"] / benchmark["recipe_images_per_s"]
-    return trained / sum(history.epoch_seconds) * ratio
+    return history.images_trained / sum(history.epoch_seconds) * ratio
 
 
 def slow_hour_minutes(history: History, benchmark: dict) -> float:

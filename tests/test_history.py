@@ -76,3 +76,13 @@ def test_a_record_keeps_the_fields_of_a_newer_version_and_refuses_ragged_columns
     (tmp_path / "future.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="newer format"):
         History.load_json(tmp_path / "future.json")
+
+
+def test_images_trained_counts_the_part_of_the_last_epoch_a_budget_stopped_run_trained():
+    # A committed record stopped by its image budget during epoch 45: its images are the budget, not 45 epochs.
+    from pathlib import Path
+    record = Path(__file__).resolve().parent.parent / "data" / "results" / "laptop-hour" / "seed-0" / "laptop-hour__resnet9.json"
+    history = History.load_json(record)
+    assert history.meta["stop_reason"] == "image_limit"
+    assert history.images_trained == pytest.approx(history.config["image_budget"], abs=history.config["batch_size"])
+    assert History(images_per_s=[100.0, 50.0], epoch_seconds=[2.0, 1.0]).images_trained == 250.0
