@@ -213,9 +213,9 @@ def load_state_dict_strict(model: nn.Module, weights: dict[str, torch.Tensor], s
     if missing or unexpected or wrong_shape:
         raise CheckpointError(
             f"{source} does not fit this model (was it saved from a different architecture or width?)\n"
-            + _key_list("missing keys (in the model, not in the file)", missing)
-            + _key_list("unexpected keys (in the file, not in the model)", unexpected)
-            + _key_list("wrong shapes", wrong_shape)
+            + _key_list(missing, "missing (in the model, not in the file)")
+            + _key_list(unexpected, "unexpected (in the file, not in the model)")
+            + _key_list(wrong_shape, "with another shape")
         )
     model.load_state_dict(weights, strict=True)
 
@@ -226,11 +226,11 @@ def _unpickler_reason(error: Exception) -> str:
     return next((line.strip() for line in lines if "WeightsUnpickler error" in line), lines[0] if lines else "")
 
 
-def _key_list(title: str, keys: list[str], shown: int = 8) -> str:
+def _key_list(keys: list[str], what: str, shown: int = 8) -> str:
     if not keys:
         return ""
     more = f" ... and {len(keys) - shown} more" if len(keys) > shown else ""
-    return f"  {len(keys)} {title}: {', '.join(keys[:shown])}{more}\n"
+    return f"  {len(keys)} {'key' if len(keys) == 1 else 'keys'} {what}: {', '.join(keys[:shown])}{more}\n"
 
 
 def weights_checksum(weights: dict[str, torch.Tensor]) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 HISTORY_FORMAT = "course_utils.History/1"
+FINAL_LOSS_STEPS = 10  # History.final_loss averages this many last steps: one step's loss depends on its batch
 
 
 def check_format(format_name) -> None:
@@ -114,7 +115,7 @@ class History:
                 return np.minimum(ends, total)
         return np.arange(1, self.epochs_done + 1) * total / max(self.epochs_done, 1)
 
-    def final_loss(self, last_steps: int = 10) -> float:
+    def final_loss(self, last_steps: int = FINAL_LOSS_STEPS) -> float:
         """Training loss at the end of the run: the mean of the last ``last_steps`` step losses
         (one step's loss is noisy: it depends on the batch)."""
         if not self.step_loss:

@@ -197,6 +197,16 @@ def load_runs(folder: str | os.PathLike, experiment: str | None = None, *, missi
     return runs
 
 
+# The one command that makes every GPU record the notebooks read (benchmarks/gpu_full.py).
+GPU_FULL_COMMAND = 'python benchmarks/gpu_full.py --commit "$(git rev-parse HEAD)" --out data/results/gpu-full'
+
+
+def no_gpu_records(what: str = "GPU full-mode records") -> str:
+    """What a notebook prints while data/results/gpu-full/ holds none of the records it reads."""
+    return (f"No {what} in data/results/gpu-full/ yet. On a CUDA GPU, one command makes the GPU records "
+            f"of notebooks 01, 05, 07 and 08 at once:\n  {GPU_FULL_COMMAND}")
+
+
 def load_seed_runs(folder: str | os.PathLike, experiment: str, *,
                    missing_ok: bool = False) -> dict[int, dict[str, History]]:
     """Records of one experiment repeated over seeds, one sub-folder each (``folder/seed-N/``, as the

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from course_utils.history import History
+from course_utils.history import FINAL_LOSS_STEPS, History
 from course_utils.models import family_and_depth
 
 # Margins per experiment and quantity. Two runs that differ only in their seed differ by about
@@ -21,12 +21,16 @@ from course_utils.models import family_and_depth
 # (benchmarks/quick_seeds.py; benchmarks/README.md, "Lessons over seeds"). Losses are cross-entropy,
 # errors and accuracies fractions.
 MARGINS: dict[str, dict[str, float]] = {
-    "degradation": {"final_loss": 0.09},  # sigma 0.062 (plain-20)
+    "degradation": {"final_loss": 0.09},  # sigma 0.066 (plain-20, ten seeds on two machines)
     "block-defects": {"final_loss": 0.04, "test_accuracy": 0.06},  # sigma 0.025 (paper's), 4.1 points (article's)
     "shortcuts": {"final_loss": 0.10, "test_accuracy": 0.03},  # sigma 0.072 and 1.8 points (option B)
-    "depth": {"final_loss": 0.08},  # sigma 0.056 (plain-32)
+    "depth": {"final_loss": 0.09},  # sigma 0.061 (plain-32, ten seeds on two machines)
     "lr-decay": {"final_loss": 0.06, "test_accuracy": 0.04},  # sigma 0.043 (StepLR), 2.9 points (constant LR)
 }
+
+# What "final training loss" means in every verdict (History.final_loss): a notebook's epoch log
+# prints epoch averages, which differ from it, so each verdict says which loss it read.
+FINAL_LOSS = f"mean of the last {FINAL_LOSS_STEPS} steps"
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ def degradation(runs: dict[str, History]) -> Verdict:
     degraded = plain_gap > margin
     shown = degraded and residual_gap <= margin and rescued > margin
     text = ("**Degradation seen.** " if degraded else "**No degradation at this scale.** ") + (
-        f"Plain-56 ends with a training loss of {loss['plain-56']:.3f}, plain-20 with {loss['plain-20']:.3f}: "
+        f"Plain-56 ends with a training loss ({FINAL_LOSS}) of {loss['plain-56']:.3f}, plain-20 with {loss['plain-20']:.3f}: "
         f"a difference of {plain_gap:+.3f}, where two runs differing only in their seed differ by about {margin}. "
         f"With shortcuts, ResNet-56 ({loss['resnet-56']:.3f}) is "
         f"{compare(-rescued, margin, 'above', 'below')} its plain twin, and "
@@ -85,7 +89,7 @@ def depth(runs: dict[str, History]) -> Verdict:
     def series(values: dict[int, float]) -> str:
         return ", ".join(f"{loss:.3f}" for loss in values.values())
 
-    text = (f"Final training loss from {min(plain)} to {max(plain)} layers: plain {series(plain)}; "
+    text = (f"Final training loss ({FINAL_LOSS}) from {min(plain)} to {max(plain)} layers: plain {series(plain)}; "
             f"residual {series(residual)}. The deepest plain network is "
             f"{compare(plain_rise, margin, 'worse than', 'better than')} the shallowest ({plain_rise:+.3f}); "
             f"the deepest residual network is {compare(residual_rise, margin, 'worse than', 'better than')} "
@@ -103,7 +107,7 @@ def lr_decay(runs: dict[str, History]) -> Verdict:
     loss_gain = constant.final_loss() - decayed.final_loss()
     accuracy_gain = decayed.test_acc - constant.test_acc
     shown = loss_gain > margins["final_loss"] and accuracy_gain > margins["test_accuracy"]
-    text = (f"With the decay the run ends at a training loss of {decayed.final_loss():.3f} and "
+    text = (f"With the decay the run ends at a training loss ({FINAL_LOSS}) of {decayed.final_loss():.3f} and "
             f"{decayed.test_acc:.1%} test accuracy; at a constant learning rate at "
             f"{constant.final_loss():.3f} and {constant.test_acc:.1%}. So the decayed run's loss is "
             f"{compare(-loss_gain, margins['final_loss'], 'above', 'below')} the constant run's, and its accuracy "
@@ -118,7 +122,7 @@ def compare_two(first: History, second: History, names: tuple[str, str], margins
     with the numbers, and what each measure says (``names[0]``, ``names[1]`` or "within the noise of")."""
     loss_gap = first.final_loss() - second.final_loss()  # > 0: the second fits its training images better
     accuracy_gap = second.test_acc - first.test_acc  # > 0: the second tests better
-    text = (f"Final training loss: {names[0]} {first.final_loss():.3f}, {names[1]} {second.final_loss():.3f} "
+    text = (f"Final training loss ({FINAL_LOSS}): {names[0]} {first.final_loss():.3f}, {names[1]} {second.final_loss():.3f} "
             f"(difference {loss_gap:+.3f}; two runs differing only in their seed differ by about "
             f"{margins['final_loss']}). Test accuracy: {first.test_acc:.1%} and {second.test_acc:.1%} "
             f"({100 * accuracy_gap:+.1f} points; seed noise about {100 * margins['test_accuracy']:.0f} points). ")

@@ -77,7 +77,7 @@ def test_mismatch_lists_missing_unexpected_and_wrong_shape_keys_and_loads_nothin
     path = save_checkpoint(tmp_path / "w4.pt", small_model(width=4))
     wider = small_model(width=8)
     before = {k: v.clone() for k, v in wider.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r"wrong shapes: conv1.weight: file \(4, 3, 3, 3\) vs model \(8, 3, 3, 3\)"):
+    with pytest.raises(CheckpointError, match=r"keys with another shape: conv1.weight: file \(4, 3, 3, 3\) vs model \(8, 3, 3, 3\)"):
         load_checkpoint(path, wider)
     assert all(torch.equal(before[k], v) for k, v in wider.state_dict().items())
 
@@ -87,8 +87,8 @@ def test_mismatch_lists_missing_unexpected_and_wrong_shape_keys_and_loads_nothin
     torch.save(weights, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError) as raised:
         load_checkpoint(tmp_path / "odd.pt", small_model())
-    assert "1 missing keys (in the model, not in the file): fc.bias" in str(raised.value)
-    assert "1 unexpected keys (in the file, not in the model): extra.weight" in str(raised.value)
+    assert "1 key missing (in the model, not in the file): fc.bias" in str(raised.value)
+    assert "1 key unexpected (in the file, not in the model): extra.weight" in str(raised.value)
 
 
 def test_plain_state_dict_and_module_prefix_are_accepted(tmp_path):
