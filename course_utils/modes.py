@@ -225,6 +225,8 @@ def check_setting(name: str, value):
     if name not in SETTING_CHECKS:
         raise ValueError(f"unknown setting {name!r}; the settings are: {', '.join(SETTING_CHECKS)}")
     takes, check = SETTING_CHECKS[name]
+    if isinstance(value, str) and value.strip().lower() == "none":
+        value = None  # "--set test_size=none" means None, as "false" means False; refused where None is not taken
     try:
         return check(value)
     except (ValueError, TypeError):

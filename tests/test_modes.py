@@ -109,6 +109,17 @@ def test_a_flag_given_as_text_means_what_it_says(text, expected):
     assert settings.nesterov is expected and settings.flip_tta is expected and settings.compile is expected
 
 
+@pytest.mark.parametrize("text", ["none", "None", " NONE"])
+def test_none_given_as_text_means_none_where_a_setting_takes_it_and_is_refused_elsewhere(text):
+    from course_utils import cli, experiments
+
+    laptop = experiments.get_settings("laptop", "quick")
+    settings = runner.apply_overrides(laptop, cli.parse_overrides([f"test_size={text}", f"channels_last={text}"]))
+    assert settings.test_size is None and settings.channels_last is None
+    with pytest.raises(ValueError, match=r"epochs=None: epochs takes a whole number"):
+        runner.apply_overrides(laptop, cli.parse_overrides([f"epochs={text}"]))
+
+
 @pytest.mark.parametrize("pair, takes", [
     ("schedule=cosine", "one of constant, step, multistep, one-cycle"), ("schedule=one_cycle", "one-cycle"),
     ("epochs=abc", "a whole number"), ("epochs=2.5", "a whole number"), ("epochs=0", "at least 1"),
