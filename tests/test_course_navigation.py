@@ -77,6 +77,41 @@ def test_every_notebook_recaps_before_its_exercises():
         assert "## What you saw" in text and text.index("## What you saw") < text.index("## Exercises"), path.name
 
 
+def exercise_numbers(notebook: dict) -> tuple[set[int], set[int], set[int]]:
+    """The numbers of a notebook's exercises, of those the sentence under them says have a cell
+    ("Each exercise has a cell to work in" or "Exercises 1 and 2 have a cell"), and of its exercise cells."""
+    cells = notebook["cells"]
+    start = next(i for i, c in enumerate(cells) if "## Exercises" in "".join(c["source"]))
+    text = "".join(cells[start]["source"]).split("## Exercises", 1)[1]
+    listed = {int(n) for n in re.findall(r"^(\d+)\. ", text, re.M)}
+    said = re.search(r"^(Each exercise has|Exercises? ([\d, and]+) ha(?:s|ve)) a cell to work in", text, re.M)
+    promised = listed if said and said.group(1).startswith("Each") else \
+        {int(n) for n in re.findall(r"\d+", said.group(2))} if said else set()
+    worked = {int(c["id"].split("-")[1]) for c in cells[start:]
+              if c["cell_type"] == "code" and re.fullmatch(r"exercise-\d+", c.get("id", ""))
+              and "exercise" in c["metadata"].get("tags", [])}
+    return listed, promised, worked
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])
+def test_every_exercise_the_text_gives_a_cell_has_one_and_every_exercise_a_solution(path):
+    notebook = read(path)
+    listed, promised, worked = exercise_numbers(notebook)
+    assert 2 <= len(listed) <= 4 and listed == set(range(1, len(listed) + 1)), f"{path.name}: exercises {listed}"
+    assert promised, f"{path.name}: the sentence under the exercises does not say which have a cell to work in"
+    assert worked == promised, f"{path.name}: the text gives a cell to exercise(s) {sorted(promised)}, " \
+                               f"the notebook has exercise cells (id exercise-N, tag exercise) {sorted(worked)}"
+    solved = {int(c["id"].split("-")[1]) for c in notebook["cells"] if re.fullmatch(r"solution-\d+", c.get("id", ""))}
+    assert solved == listed, f"{path.name}: exercises {sorted(listed)}, solutions {sorted(solved)}"
+
+
+def test_a_missing_exercise_cell_is_noticed():
+    notebook = read(next(p for p in NOTEBOOKS if p.name.startswith("03")))
+    notebook["cells"] = [c for c in notebook["cells"] if c.get("id") != "exercise-3"]
+    listed, promised, worked = exercise_numbers(notebook)
+    assert promised == listed == {1, 2, 3} and worked == {1, 2}
+
+
 FORMULAS = {  # notebook -> what must be in its markdown, as LaTeX (issue: "the ideas as formulas")
     "01": [r"I + \frac{\partial \mathcal{F}_l}{\partial x_l}"],
     "02": [r"y = \mathcal{F}(x, \{W_i\}) + x", r"\mathrm{BN}(x)_c"],
@@ -117,7 +152,11 @@ def test_every_solution_is_code_that_parses_and_uses_only_names_the_notebook_has
     # The solutions are markdown, so nbval never runs them: this is what keeps them from going stale.
     notebook = read(path)
     code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
-    known = defined_names(ast.parse(code.replace("%matplotlib inline", ""))) | set(dir(builtins))
+    notebook_tree = ast.parse(code.replace("%matplotlib inline", ""))
+    known = defined_names(notebook_tree) | set(dir(builtins))
+    # The course_utils modules the notebook imports by name (in 03, `article` is a block, not the module).
+    modules = {alias.asname or alias.name: alias.name for node in ast.walk(notebook_tree)
+               if isinstance(node, ast.ImportFrom) and node.module == "course_utils" for alias in node.names}
     solutions = [c for c in notebook["cells"] if "solution" in c["metadata"].get("tags", [])]
     assert len(solutions) >= 2, "2-4 exercises, each with its solution"
     for cell in solutions:
@@ -127,8 +166,6 @@ def test_every_solution_is_code_that_parses_and_uses_only_names_the_notebook_has
             for node in ast.walk(tree):
                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                     assert node.id in known, f"{path.name}: a solution uses {node.id!r}, which nothing defines"
-                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
-                        node.value.id in ("models", "data", "training", "plotting", "analysis", "article",
-                                          "checkpoint", "experiments", "verdicts", "diagrams"):
-                    module = importlib.import_module(f"course_utils.{node.value.id}")
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                    module = importlib.import_module(f"course_utils.{modules[node.value.id]}")
                     assert hasattr(module, node.attr), f"{path.name}: a solution calls {node.value.id}.{node.attr}"
