@@ -25,7 +25,7 @@ MARGINS: dict[str, dict[str, float]] = {
     "block-defects": {"final_loss": 0.04, "test_accuracy": 0.06},  # sigma 0.025 (paper's), 4.1 points (article's)
     "shortcuts": {"final_loss": 0.10, "test_accuracy": 0.03},  # sigma 0.072 and 1.8 points (option B)
     "depth": {"final_loss": 0.09},  # sigma 0.061 (plain-32, ten seeds on two machines)
-    "lr-decay": {"final_loss": 0.06, "test_accuracy": 0.04},  # sigma 0.043 (StepLR), 2.9 points (constant LR)
+    "lr-decay": {"final_loss": 0.09, "test_accuracy": 0.03},  # sigma 0.062 and 2.0 points (constant LR, seeds 0-9)
 }
 
 # What "final training loss" means in every verdict (History.final_loss): a notebook's epoch log
