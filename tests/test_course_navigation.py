@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import check_links  # noqa: E402
 import course_map  # noqa: E402
+import run_solutions  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-FENCED_PYTHON = re.compile(r"```python\n(.*?)```", re.S)
+FENCED_PYTHON = run_solutions.FENCED_PYTHON  # a solution's code: its fenced python blocks
 
 
 def read(path: Path) -> dict:
@@ -169,3 +170,20 @@ def test_every_solution_is_code_that_parses_and_uses_only_names_the_notebook_has
                 if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
                     module = importlib.import_module(f"course_utils.{modules[node.value.id]}")
                     assert hasattr(module, node.attr), f"{path.name}: a solution calls {node.value.id}.{node.attr}"
+
+
+def test_the_solutions_of_a_notebook_run_after_it_and_a_failing_one_is_named(tmp_path):
+    assert run_solutions.failures(NOTEBOOKS[0]) == []  # 00, the quickest: its three solutions run
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": "setup", "metadata": {}, "execution_count": None, "outputs": [],
+         "source": "answer = 42"},
+        {"cell_type": "markdown", "id": "solution-1", "metadata": {"tags": ["solution"]},
+         "source": "<details>\n<summary>Solution 1</summary>\n\n```python\nprint(answer)\n```\n\n</details>"},
+        {"cell_type": "markdown", "id": "solution-2", "metadata": {"tags": ["solution"]},
+         "source": "<details>\n<summary>Solution 2</summary>\n\n```python\nprint(answr)\n```\n\n</details>"},
+    ]}
+    path = tmp_path / "broken.ipynb"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    found = run_solutions.failures(path)
+    assert len(found) == 1 and "solution solution-2: NameError" in found[0], found
+    assert json.loads(path.read_text(encoding="utf-8")) == notebook  # the file is left as it was
