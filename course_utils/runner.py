@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
 from torch import nn
 
 from course_utils.checkpoint import save_checkpoint
-from course_utils.data import Cifar10, TensorLoader, load_cifar10
+from course_utils.data import Cifar10, Loader, TensorLoader, load_cifar10
 from course_utils.devices import pick_device
 from course_utils.distributed import is_distributed, is_main_process
 from course_utils.estimates import (epochs_for_budget, estimate_epoch_seconds, format_minutes, run_seconds,
@@ -181,11 +182,14 @@ def _print_plan(experiment: str, mode: str, settings: Settings, estimates: dict[
 
 
 def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch.device, seed: int = 0,
-              progress: bool = True, model: nn.Module | None = None) -> History:
+              progress: bool = True, model: nn.Module | None = None,
+              make_train_loader: Callable[..., Loader] = TensorLoader) -> History:
     """Train one run of an experiment: SGD with momentum and weight decay, cross-entropy loss,
     and whichever fast-training options ``settings`` (with the run's changes) switch on.
 
     ``model``: the network to train (default: ``spec.build_model(settings, seed)``).
+    ``make_train_loader``: builds the loader of training batches, called like ``TensorLoader`` with the
+    settings' batch size, the seed and Cutout (a benchmark's subclass draws other batches from some epoch on).
     """
     if model is None:
         model = spec.build_model(settings, seed)
@@ -193,7 +197,7 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
     seed_everything(seed)  # the same random state for every run, whoever built the model
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay, nesterov=settings.nesterov)
-    train_loader = TensorLoader(data.train_images, data.train_labels, batch_size=settings.batch_size,
+    train_loader = make_train_loader(data.train_images, data.train_labels, batch_size=settings.batch_size,
                                 device=device, seed=seed, cutout=settings.cutout)
     test_loader = TensorLoader(data.test_images, data.test_labels, batch_size=500, augment=False,
                                shuffle=False, device=device)
