@@ -10,8 +10,8 @@ caused by the decay, and by how the remaining epochs happen to fall. To size tha
 seed trains the experiment's two runs (``run_experiment``, as quick_seeds.py does; OUT/seed-N/) and a
 third, "other draws": the constant-LR run again, identical to it until the decay epoch, then
 shuffled and cropped from another seed (OUT/other-draws/seed-N.json). The other-draws run differs from
-the constant run by chance alone; over seeds, the spread of that difference is the paired noise,
-``verdicts.MARGINS["lr-decay"]``, and the report says in how many seeds the decay's gain exceeds it.
+the constant run by chance alone; over seeds, the spread of that difference is the paired noise (from
+which ``verdicts.MARGINS["lr-decay"]`` could be set), and the report prints it beside the decay's gain.
 """
 
 import argparse
@@ -131,9 +131,9 @@ def decay_point(constant, decayed) -> tuple[int, int]:
 
 
 def spread(values: list[float], spec: str) -> str:
-    """Mean (root mean square, the noise's size whatever its sign) over the seeds."""
+    """Mean, root mean square (the noise's size whatever its sign) and standard deviation over the seeds."""
     rms = statistics.fmean(value * value for value in values) ** 0.5
-    return f"mean {statistics.fmean(values):{spec}}, root mean square {abs(rms):.3f}, sd " + (
+    return f"mean {statistics.fmean(values):{spec}}, root mean square {rms:.3f}, sd " + (
         f"{statistics.stdev(values):.3f}" if len(values) > 1 else "n/a")
 
 

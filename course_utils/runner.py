@@ -198,7 +198,7 @@ def train_run(spec: RunSpec, settings: Settings, data: Cifar10, *, device: torch
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay, nesterov=settings.nesterov)
     train_loader = make_train_loader(data.train_images, data.train_labels, batch_size=settings.batch_size,
-                                device=device, seed=seed, cutout=settings.cutout)
+                                     device=device, seed=seed, cutout=settings.cutout)
     test_loader = TensorLoader(data.test_images, data.test_labels, batch_size=500, augment=False,
                                shuffle=False, device=device)
     sample_val = settings.val_size is not None and settings.val_size < len(data.test_labels)
