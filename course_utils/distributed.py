@@ -25,7 +25,7 @@ def launched_by_torchrun() -> bool:
 def start_process_group() -> None:
     """Join the process group ``torchrun`` set up: NCCL between GPUs, gloo between CPU processes."""
     if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl")
     else:
         dist.init_process_group("gloo")

@@ -362,8 +362,8 @@ def test_plot_accuracy_vs_time_puts_epochs_at_cumulative_training_minutes():
     line = lines_by_label(fig)["seed 0"]
     np.testing.assert_allclose(line.get_xdata(), np.cumsum([3.1, 3.0, 3.0]) / 60)
     np.testing.assert_allclose(line.get_ydata(), [25.0, 33.0, 38.0])
-    target_lines = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == "--"]
-    assert sorted(tuple(l.get_xdata()) + tuple(l.get_ydata()) for l in target_lines) == \
+    target_lines = [drawn for drawn in fig.axes[0].get_lines() if drawn.get_linestyle() == "--"]
+    assert sorted(tuple(drawn.get_xdata()) + tuple(drawn.get_ydata()) for drawn in target_lines) == \
         sorted([(0, 1, 80, 80), (15, 15, 0, 1)])
 
 
