@@ -10,8 +10,8 @@ caused by the decay, and by how the remaining epochs happen to fall. To size tha
 seed trains the experiment's two runs (``run_experiment``, as quick_seeds.py does; OUT/seed-N/) and a
 third, "other draws": the constant-LR run again, identical to it until the decay epoch, then
 shuffled and cropped from another seed (OUT/other-draws/seed-N.json). The other-draws run differs from
-the constant run by chance alone; over seeds, the spread of that difference is the paired noise (from
-which ``verdicts.MARGINS["lr-decay"]`` could be set), and the report prints it beside the decay's gain.
+the constant run by chance alone; over seeds, the root mean square of that difference is the paired
+noise (``verdicts.MARGINS["lr-decay"]`` is set from it), and the report prints it beside the decay's gain.
 """
 
 import argparse
